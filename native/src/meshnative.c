@@ -152,8 +152,10 @@ static void *ns_thread(void *arg) {
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) { j->err = errno; j->failed_op = "bind"; close(fd); return NULL; }
   } else {
+    // TCP only: rebinding past TIME_WAIT. On UDP it would let a second listener silently share
+    // (and split) the port, so a second daemon must fail with EADDRINUSE instead.
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (j->type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&j->addr, j->addrlen) != 0) { j->err = errno; j->failed_op = "bind"; close(fd); return NULL; }
     if (j->backlog > 0 && listen(fd, j->backlog) != 0) { j->err = errno; j->failed_op = "listen"; close(fd); return NULL; }
   }
