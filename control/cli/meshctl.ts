@@ -1,0 +1,27 @@
+// meshctl: the one CLI. Errors print their cause and what to do, never a stack trace for a known error.
+import { Command } from 'commander';
+import { labCommand } from './lab-commands.js';
+import { NetlinkError } from '../../dataplane/netlink/errors.js';
+import { LabError } from '../lab/lab.js';
+import { LabConfigError } from '../lab/plan.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('meshctl')
+    .description('manage a meshd cluster: overlay networks, service DNS, routing mesh')
+    .version('0.1.0')
+    .showHelpAfterError('(add --help for usage)')
+    .enablePositionalOptions();
+  program.addCommand(labCommand());
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'EPERM') {
+      console.error(`error: ${e.message}\nmeshctl needs root for kernel objects: run it with sudo.`);
+    } else if (e instanceof NetlinkError || e instanceof LabError || e instanceof LabConfigError || (e instanceof Error && e.constructor === Error)) {
+      console.error(`error: ${e.message}`);
+    } else {
+      console.error(e);
+    }
+    process.exitCode = 1;
+  }
+}

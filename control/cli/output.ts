@@ -1,0 +1,17 @@
+// Tables for people, JSON for scripts (`--format json` everywhere).
+export type Format = 'table' | 'json';
+
+export function parseFormat(v: string): Format {
+  if (v !== 'table' && v !== 'json') throw new Error(`--format must be "table" or "json", not "${v}"`);
+  return v;
+}
+
+export function table(headers: string[], rows: (string | number | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined ? '' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('   ').trimEnd()).join('\n');
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
