@@ -1,8 +1,8 @@
 // Stable storage as seen by the Raft core: everything here has been persisted by the application
 // (entries, hard state, latest snapshot). The core only reads it; the application writes it while
 // handling a Ready. MemoryStorage is the in-memory mirror that the WAL recovers into.
-import type { ConfState, Entry, HardState, Snapshot } from './types.js';
-import { EMPTY_CONF, EMPTY_HARD_STATE, RaftError } from './types.js';
+import type { ConfState, Entry, HardState, NodeId, Snapshot } from './types.js';
+import { EMPTY_CONF, EMPTY_HARD_STATE, RaftError, encodeConfChange } from './types.js';
 
 export interface Storage {
   initialState(): { hardState: HardState; conf: ConfState };
@@ -102,4 +102,15 @@ export class MemoryStorage implements Storage {
     if (at > this.ents.length) throw new RaftError(`missing log entry [last: ${this.lastIndex()}, append at: ${list[0]!.index}]`);
     this.ents = this.ents.slice(0, at).concat(list);
   }
+}
+
+/**
+ * Seed a brand-new cluster member's storage with the founding membership as committed conf-change
+ * entries of term 1 (every founding member must use the same list). Nodes that join later start empty
+ * and receive these entries, or a snapshot, from the leader.
+ */
+export function bootstrapStorage(s: MemoryStorage, voters: readonly NodeId[]): void {
+  if (s.lastIndex() !== 0) throw new RaftError('bootstrap on non-empty storage');
+  s.append(voters.map((node, i) => ({ index: i + 1, term: 1, type: 'conf' as const, data: encodeConfChange({ type: 'addVoter', node }) })));
+  s.setHardState({ term: 1, vote: '', commit: voters.length });
 }
