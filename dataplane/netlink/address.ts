@@ -7,7 +7,33 @@ export interface IpBytes {
   bytes: Buffer;
 }
 
+// Dotted-quad fast path: FDB/neighbour programming parses tens of thousands of these.
+function ipv4Bytes(ip: string): Buffer | undefined {
+  const b = Buffer.allocUnsafe(4);
+  let octet = 0;
+  let digits = 0;
+  let part = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46; // '.' ends the last octet
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined; // no leading zeros
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else if (c === 46) {
+      if (digits === 0 || part > 3) return undefined;
+      b[part++] = octet;
+      octet = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
+  }
+  return part === 4 ? b : undefined;
+}
+
 export function ipToBytes(ip: string): IpBytes {
+  const v4 = ipv4Bytes(ip);
+  if (v4) return { family: AF_INET, bytes: v4 };
   if (!ipaddr.isValid(ip)) throw new TypeError(`"${ip}" is not an IP address`);
   const a = ipaddr.parse(ip);
   return { family: a.kind() === 'ipv4' ? AF_INET : AF_INET6, bytes: Buffer.from(a.toByteArray()) };
@@ -29,11 +55,26 @@ export function parseCidr(cidr: string): { ip: string; prefixLen: number; family
   return { ip: m[1]!, prefixLen, family };
 }
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+function hexNibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
 
 export function macToBytes(mac: string): Buffer {
-  if (!MAC_RE.test(mac)) throw new TypeError(`"${mac}" is not a MAC address (xx:xx:xx:xx:xx:xx)`);
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+  const b = Buffer.allocUnsafe(6);
+  if (mac.length === 17) {
+    let ok = true;
+    for (let i = 0; i < 6 && ok; i++) {
+      const hi = hexNibble(mac.charCodeAt(i * 3));
+      const lo = hexNibble(mac.charCodeAt(i * 3 + 1));
+      if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) ok = false;
+      b[i] = (hi << 4) | lo;
+    }
+    if (ok) return b;
+  }
+  throw new TypeError(`"${mac}" is not a MAC address (xx:xx:xx:xx:xx:xx)`);
 }
 
 export function bytesToMac(b: Buffer): string {

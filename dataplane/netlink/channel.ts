@@ -15,10 +15,12 @@ export interface NetlinkRequest {
   type: number;
   flags: number; // NLM_F_REQUEST is added
   body: Buffer;
-  /** Used in error messages: what the request does and to what. */
+  /** Used in error messages: what the request does and to what (a function: built only on error). */
   op: string;
-  object: string;
+  object: string | (() => string);
 }
+
+const label = (o: string | (() => string)): string => (typeof o === 'function' ? o() : o);
 
 export interface RawMessage {
   type: number;
@@ -69,16 +71,26 @@ export class NetlinkChannel {
     return this.seq;
   }
 
-  private static frame(type: number, flags: number, seq: number, body: Buffer): Buffer {
+  private static frameLength(body: Buffer): number {
+    return (NLMSG_HDRLEN + body.length + 3) & ~3;
+  }
+
+  private static writeFrame(out: Buffer, off: number, type: number, flags: number, seq: number, body: Buffer): number {
     const len = NLMSG_HDRLEN + body.length;
+    out.writeUInt32LE(len, off);
+    out.writeUInt16LE(type, off + 4);
+    out.writeUInt16LE(flags, off + 6);
+    out.writeUInt32LE(seq, off + 8);
+    out.writeUInt32LE(0, off + 12);
+    body.copy(out, off + NLMSG_HDRLEN);
     const padded = (len + 3) & ~3;
-    const b = Buffer.alloc(padded);
-    b.writeUInt32LE(len, 0);
-    b.writeUInt16LE(type, 4);
-    b.writeUInt16LE(flags, 6);
-    b.writeUInt32LE(seq, 8);
-    b.writeUInt32LE(0, 12);
-    body.copy(b, NLMSG_HDRLEN);
+    out.fill(0, off + len, off + padded);
+    return off + padded;
+  }
+
+  private static frame(type: number, flags: number, seq: number, body: Buffer): Buffer {
+    const b = Buffer.allocUnsafe(NetlinkChannel.frameLength(body));
+    NetlinkChannel.writeFrame(b, 0, type, flags, seq, body);
     return b;
   }
 
@@ -88,27 +100,28 @@ export class NetlinkChannel {
    */
   batch(reqs: NetlinkRequest[]): BatchResult {
     const errors: NetlinkError[] = [];
+    let out = Buffer.allocUnsafe(CHUNK_BYTES);
     for (let start = 0; start < reqs.length; ) {
       const bySeq = new Map<number, NetlinkRequest>();
-      const frames: Buffer[] = [];
-      let bytes = 0;
+      let off = 0;
+      let lastOff = 0;
+      let lastSeq = 0;
       let end = start;
-      while (end < reqs.length && frames.length < CHUNK_MESSAGES) {
+      while (end < reqs.length && end - start < CHUNK_MESSAGES) {
         const r = reqs[end]!;
-        const seq = this.nextSeq();
-        const f = NetlinkChannel.frame(r.type, r.flags | NLM_F_REQUEST, seq, r.body);
-        if (bytes + f.length > CHUNK_BYTES && frames.length > 0) break;
-        frames.push(f);
-        bytes += f.length;
-        bySeq.set(seq, r);
+        const len = NetlinkChannel.frameLength(r.body);
+        if (off + len > CHUNK_BYTES && off > 0) break;
+        if (len > out.length) out = Buffer.allocUnsafe(len); // one oversized message on its own
+        lastSeq = this.nextSeq();
+        lastOff = off;
+        off = NetlinkChannel.writeFrame(out, off, r.type, r.flags | NLM_F_REQUEST, lastSeq, r.body);
+        bySeq.set(lastSeq, r);
         end++;
       }
       // The chunk's last message carries the ACK that tells us the kernel is done with the chunk.
-      const last = frames[frames.length - 1]!;
-      last.writeUInt16LE(last.readUInt16LE(6) | NLM_F_ACK, 6);
-      const lastSeq = last.readUInt32LE(8);
-      native.netlinkSend(this.fd, frames.length === 1 ? last : Buffer.concat(frames, bytes));
-      this.writes += frames.length;
+      out.writeUInt16LE(out.readUInt16LE(lastOff + 6) | NLM_F_ACK, lastOff + 6);
+      native.netlinkSend(this.fd, out.subarray(0, off));
+      this.writes += end - start;
       this.collect(bySeq, lastSeq, errors);
       start = end;
     }
@@ -130,7 +143,7 @@ export class NetlinkChannel {
         const { errno, seq, message } = parseError(m);
         const req = bySeq.get(seq);
         if (!req) continue; // a stale reply from an earlier, abandoned request
-        if (errno !== 0) errors.push(new NetlinkError(req.op, req.object, errno, message));
+        if (errno !== 0) errors.push(new NetlinkError(req.op, label(req.object), errno, message));
         if (seq === lastSeq) return;
       }
     }

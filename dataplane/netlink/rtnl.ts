@@ -78,6 +78,8 @@ export interface Neighbor {
 
 export interface VethSpec {
   name: string;
+  /** interface group (IFLA_GROUP): lets a whole set of links be removed in one kernel batch */
+  group?: number;
   peerName: string;
   /** Namespace (by name) for the peer end; default: this namespace. */
   peerNetns?: string;
@@ -131,7 +133,9 @@ export type Change =
   | { op: 'add-route'; route: RouteSpec }
   | { op: 'del-route'; route: RouteSpec }
   | { op: 'set-link'; index: number; up?: boolean; mtu?: number; master?: number; name?: string }
-  | { op: 'del-link'; index: number; name: string };
+  | { op: 'add-veth'; spec: VethSpec }
+  | { op: 'del-link'; index?: number; name: string }
+  | { op: 'del-group'; group: number };
 
 function body(format: (out: InstanceType<typeof AttrStream>) => void): Buffer {
   const out = new AttrStream();
@@ -201,24 +205,20 @@ export class Rtnl {
     this.ch.request(this.newLink(name, 'bridge', info, linkExtras(opts)));
   }
 
+  private vethReq(spec: VethSpec, peerNsFd?: number): NetlinkRequest {
+    const peerAttrs: Attr[] = [str(C.IFLA_IFNAME, spec.peerName)];
+    if (peerNsFd !== undefined) peerAttrs.push(u32(C.IFLA_NET_NS_FD, peerNsFd));
+    if (spec.mtu) peerAttrs.push(u32(4 /* IFLA_MTU */, spec.mtu));
+    if (spec.peerMac) peerAttrs.push(bytes(1 /* IFLA_ADDRESS */, macToBytes(spec.peerMac)));
+    // VETH_INFO_PEER carries a whole ifinfomsg (16 zero bytes) followed by the peer's attributes.
+    const peer = Buffer.concat([Buffer.alloc(16), encodeAttrs(peerAttrs)]);
+    const req = this.newLink(spec.name, 'veth', [bytes(C.VETH_INFO_PEER, peer)], linkExtras(spec));
+    req.object = this.where(`${spec.name}<->${spec.peerName}${spec.peerNetns ? ` (netns ${spec.peerNetns})` : ''}`);
+    return req;
+  }
+
   createVeth(spec: VethSpec): void {
-    let fd: number | undefined;
-    try {
-      const peerAttrs: Attr[] = [str(C.IFLA_IFNAME, spec.peerName)];
-      if (spec.peerNetns) {
-        fd = fs.openSync(netnsPath(spec.peerNetns), 'r');
-        peerAttrs.push(u32(C.IFLA_NET_NS_FD, fd));
-      }
-      if (spec.mtu) peerAttrs.push(u32(4 /* IFLA_MTU */, spec.mtu));
-      if (spec.peerMac) peerAttrs.push(bytes(1 /* IFLA_ADDRESS */, macToBytes(spec.peerMac)));
-      // VETH_INFO_PEER carries a whole ifinfomsg (16 zero bytes) followed by the peer's attributes.
-      const peer = Buffer.concat([Buffer.alloc(16), encodeAttrs(peerAttrs)]);
-      const req = this.newLink(spec.name, 'veth', [bytes(C.VETH_INFO_PEER, peer)], linkExtras(spec));
-      req.object = this.where(`${spec.name}<->${spec.peerName}${spec.peerNetns ? ` (netns ${spec.peerNetns})` : ''}`);
-      this.ch.request(req);
-    } finally {
-      if (fd !== undefined) fs.closeSync(fd);
-    }
+    this.applyOrThrow([{ op: 'add-veth', spec }]);
   }
 
   createVxlan(spec: VxlanSpec): void {
@@ -285,14 +285,36 @@ export class Rtnl {
     return true;
   }
 
-  private delLinkReq(index: number, name: string): NetlinkRequest {
+  /** By index, or by name alone (the kernel looks the name up when the index is 0). */
+  private delLinkReq(index: number | undefined, name: string): NetlinkRequest {
+    const attrs: nl.ifla.LinkAttrs = index ? {} : { ifname: name };
     return {
       type: C.RTM_DELLINK,
       flags: 0,
-      body: body((o) => rt.formatLinkMessage({ kind: 'link', data: { family: C.AF_UNSPEC, index }, attrs: {} }, o)),
+      body: body((o) => rt.formatLinkMessage({ kind: 'link', data: { family: C.AF_UNSPEC, index: index ?? 0 }, attrs }, o)),
       op: 'delete link',
       object: this.where(name),
     };
+  }
+
+  // Deleting by group runs one unregister_netdevice_many in the kernel: one RCU grace period for
+  // the whole set instead of one per device (1,000 veths: ~0.1 s instead of ~16 s).
+  private delGroupReq(group: number): NetlinkRequest {
+    if (!Number.isInteger(group) || group <= 0 || group > 0xffffffff) throw new TypeError(`link group ${group} must be 1..4294967295 (0 is every link's default)`);
+    return {
+      type: C.RTM_DELLINK,
+      flags: 0,
+      body: body((o) => rt.formatLinkMessage({ kind: 'link', data: { family: C.AF_UNSPEC, index: 0 }, attrs: { group } }, o)),
+      op: 'delete link group',
+      object: this.where(`group ${group}`),
+    };
+  }
+
+  /** Removes every link in the group; a group with no links is not an error. */
+  deleteGroup(group: number): void {
+    const { errors } = this.ch.batch([this.delGroupReq(group)]);
+    const e = errors[0];
+    if (e && e.code !== 'ENODEV') throw e;
   }
 
   // ---- addresses -------------------------------------------------------------------------------
@@ -394,7 +416,7 @@ export class Rtnl {
       flags: add ? C.NLM_F_CREATE | C.NLM_F_REPLACE : 0,
       body: encodeNeigh(C.AF_BRIDGE, e.index, C.NUD_PERMANENT, C.NTF_SELF, ipToBytes(e.dst).bytes, macToBytes(e.mac)),
       op: add ? 'add fdb entry' : 'delete fdb entry',
-      object: this.where(`${e.mac} dst ${e.dst} on ifindex ${e.index}`),
+      object: () => this.where(`${e.mac} dst ${e.dst} on ifindex ${e.index}`),
     };
   }
 
@@ -413,14 +435,15 @@ export class Rtnl {
       flags: add ? C.NLM_F_CREATE | C.NLM_F_REPLACE : 0,
       body: encodeNeigh(ip.family, n.index, C.NUD_PERMANENT, 0, ip.bytes, macToBytes(n.mac)),
       op: add ? 'add neighbour' : 'delete neighbour',
-      object: this.where(`${n.ip} lladdr ${n.mac} on ifindex ${n.index}`),
+      object: () => this.where(`${n.ip} lladdr ${n.mac} on ifindex ${n.index}`),
     };
   }
 
   // ---- batches ------------------------------------------------------------------------------------
 
-  private changeReq(c: Change): NetlinkRequest {
+  private changeReq(c: Change, nsFds: Map<string, number>): NetlinkRequest {
     switch (c.op) {
+      case 'add-veth': return this.vethReq(c.spec, c.spec.peerNetns ? nsFds.get(c.spec.peerNetns) : undefined);
       case 'add-fdb': return this.fdbReq(true, c.entry);
       case 'del-fdb': return this.fdbReq(false, c.entry);
       case 'add-neigh': return this.neighReq(true, c.entry);
@@ -431,12 +454,22 @@ export class Rtnl {
       case 'del-route': return this.routeReq(false, c.route);
       case 'set-link': return this.setLinkReq(c);
       case 'del-link': return this.delLinkReq(c.index, c.name);
+      case 'del-group': return this.delGroupReq(c.group);
     }
   }
 
   /** Applies many changes in as few syscalls as the kernel allows; returns every failure. */
   apply(changes: Change[]): BatchResult {
-    return this.ch.batch(changes.map((c) => this.changeReq(c)));
+    // Namespace fds for veth peers stay open until the kernel has read the batch.
+    const nsFds = new Map<string, number>();
+    try {
+      for (const c of changes) {
+        if (c.op === 'add-veth' && c.spec.peerNetns && !nsFds.has(c.spec.peerNetns)) nsFds.set(c.spec.peerNetns, fs.openSync(netnsPath(c.spec.peerNetns), 'r'));
+      }
+      return this.ch.batch(changes.map((c) => this.changeReq(c, nsFds)));
+    } finally {
+      for (const fd of nsFds.values()) fs.closeSync(fd);
+    }
   }
 
   /** Like apply, but throws the first failure (with a count of the others). */
@@ -466,8 +499,9 @@ export class Rtnl {
   }
 }
 
-function linkExtras(o: { mtu?: number; mac?: string }): nl.ifla.LinkAttrs {
+function linkExtras(o: { mtu?: number; mac?: string; group?: number }): nl.ifla.LinkAttrs {
   const a: nl.ifla.LinkAttrs = {};
+  if (o.group) a.group = o.group;
   if (o.mtu) a.mtu = o.mtu;
   if (o.mac) a.address = macToBytes(o.mac);
   return a;
@@ -476,7 +510,8 @@ function linkExtras(o: { mtu?: number; mac?: string }): nl.ifla.LinkAttrs {
 // The hot path of FDB/neighbour programming: a fixed layout, encoded by hand (ndmsg + 2 attrs).
 function encodeNeigh(family: number, ifindex: number, state: number, flags: number, dst: Buffer, mac: Buffer): Buffer {
   const dstLen = 4 + dst.length;
-  const b = Buffer.alloc(12 + ((dstLen + 3) & ~3) + 12);
+  const b = Buffer.allocUnsafe(12 + ((dstLen + 3) & ~3) + 12);
+  b.fill(0, 0, 4); // ndm_family + padding
   b.writeUInt8(family, 0);
   b.writeInt32LE(ifindex, 4);
   b.writeUInt16LE(state, 8);
@@ -490,6 +525,7 @@ function encodeNeigh(family: number, ifindex: number, state: number, flags: numb
   b.writeUInt16LE(10, o);
   b.writeUInt16LE(2 /* NDA_LLADDR */, o + 2);
   mac.copy(b, o + 4);
+  b.fill(0, o + 10, o + 12);
   return b;
 }
 

@@ -1,0 +1,25 @@
+// `npm run bench [-- NAME...]`: runs the benchmarks and prints named figures; where a peer runs on
+// this machine it runs in the same process run and the ratio is printed.
+import { formatFigure, ratioInOurFavour, type Figure } from './figures.js';
+import { netlinkBench } from './netlink-bench.js';
+
+const benches: Record<string, () => Promise<Figure[]>> = {
+  netlink: netlinkBench,
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const json = process.argv.includes('--format=json') || process.argv.includes('--json');
+for (const w of wanted) if (!(w in benches)) {
+  console.error(`unknown bench "${w}" (have: ${Object.keys(benches).join(', ')})`);
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) console.error('note: kernel benchmarks need root');
+const all: Figure[] = [];
+for (const [name, run] of Object.entries(benches)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  if (!json) console.log(`== ${name}`);
+  const figures = await run();
+  all.push(...figures);
+  if (!json) for (const f of figures) console.log(formatFigure(f));
+}
+if (json) console.log(JSON.stringify(all.map((f) => ({ ...f, ratio: ratioInOurFavour(f) })), null, 2));
