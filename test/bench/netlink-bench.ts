@@ -27,25 +27,45 @@ function ipBatch(tool: 'ip' | 'bridge', lines: string[]): number {
   return ms;
 }
 
-function vethRound(useOurs: boolean, n: number): number {
+const GROUP = 4242;
+
+interface VethTimes {
+  create: number;
+  remove: number;
+}
+
+/** Creates 1,000 pairs, then removes them by group (one kernel batch) or one by one. */
+function vethRound(useOurs: boolean, n: number, byGroup: boolean): VethTimes {
   const r = freshNetns();
   try {
+    let create: number;
+    let remove: number;
     if (useOurs) {
-      const t0 = process.hrtime.bigint();
+      let t0 = process.hrtime.bigint();
       const add: Change[] = [];
-      for (let i = 0; i < n; i++) add.push({ op: 'add-veth', spec: { name: `va${i}`, peerName: `vb${i}` } });
+      for (let i = 0; i < n; i++) add.push({ op: 'add-veth', spec: { name: `va${i}`, peerName: `vb${i}`, group: GROUP } });
       const e1 = r.apply(add).errors;
-      const del: Change[] = [];
-      for (let i = 0; i < n; i++) del.push({ op: 'del-link', name: `va${i}` });
-      const e2 = r.apply(del).errors;
-      const ms = msSince(t0);
+      create = msSince(t0);
+      t0 = process.hrtime.bigint();
+      let e2;
+      if (byGroup) {
+        e2 = r.apply([{ op: 'del-group', group: GROUP }]).errors;
+      } else {
+        const del: Change[] = [];
+        for (let i = 0; i < n; i++) del.push({ op: 'del-link', name: `va${i}` });
+        e2 = r.apply(del).errors;
+      }
+      remove = msSince(t0);
       if (e1.length || e2.length) throw new Error(`veth bench: ${e1.length + e2.length} failures, first: ${(e1[0] ?? e2[0])!.message}`);
-      return ms;
+    } else {
+      const lines: string[] = [];
+      for (let i = 0; i < n; i++) lines.push(`link add va${i} group ${GROUP} type veth peer name vb${i}`);
+      create = ipBatch('ip', lines);
+      remove = byGroup ? ipBatch('ip', [`link del group ${GROUP}`]) : ipBatch('ip', Array.from({ length: n }, (_, i) => `link del va${i}`));
     }
-    const lines: string[] = [];
-    for (let i = 0; i < n; i++) lines.push(`link add va${i} type veth peer name vb${i}`);
-    for (let i = 0; i < n; i++) lines.push(`link del va${i}`);
-    return ipBatch('ip', lines);
+    const left = r.links().filter((l) => l.name !== 'lo').length;
+    if (left !== 0) throw new Error(`veth bench (${useOurs ? 'meshd' : 'iproute2'}): ${left} links left after removal`);
+    return { create, remove };
   } finally {
     r.close();
   }
@@ -95,13 +115,26 @@ function fdbRound(useOurs: boolean, n: number): number {
 export async function netlinkBench(): Promise<Figure[]> {
   try {
     const figures: Figure[] = [];
-    const vOurs: number[] = [];
-    const vIp: number[] = [];
+    const ours: VethTimes[] = [];
+    const theirs: VethTimes[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      vIp.push(vethRound(false, 1000));
-      vOurs.push(vethRound(true, 1000));
+      theirs.push(vethRound(false, 1000, true));
+      ours.push(vethRound(true, 1000, true));
     }
-    figures.push({ name: 'netlink: 1,000 veth pairs create+delete', value: median(vOurs), unit: 'ms', peer: { name: 'ip -batch', value: median(vIp) } });
+    const oursSlow: number[] = [];
+    const theirsSlow: number[] = [];
+    for (let i = 0; i < SLOW_ROUNDS; i++) {
+      theirsSlow.push(vethRound(false, 1000, false).remove);
+      oursSlow.push(vethRound(true, 1000, false).remove);
+    }
+    const oc = median(ours.map((x) => x.create));
+    const tc = median(theirs.map((x) => x.create));
+    const og = median(ours.map((x) => x.remove));
+    const tg = median(theirs.map((x) => x.remove));
+    figures.push({ name: 'netlink: 1,000 veth pairs create+remove', value: oc + og, unit: 'ms', peer: { name: 'ip -batch', value: tc + tg }, note: 'removal by link group in both' });
+    figures.push({ name: '  create 1,000 veth pairs', value: oc, unit: 'ms', peer: { name: 'ip -batch', value: tc } });
+    figures.push({ name: '  remove them by link group', value: og, unit: 'ms', peer: { name: 'ip link del group', value: tg } });
+    figures.push({ name: '  remove them one by one', value: median(oursSlow), unit: 'ms', peer: { name: 'ip -batch', value: median(theirsSlow) }, note: 'kernel waits an RCU grace period per device' });
     const fOurs: number[] = [];
     const fIp: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
