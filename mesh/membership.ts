@@ -35,7 +35,7 @@ export interface MemberEvent {
 /** What the table layer plugs into membership (memberlist's Delegate, narrowed). */
 export interface StateDelegate {
   /** Extra state for a push/pull to `peer` (null: unknown peer). */
-  localState(peer: string | null, reply: PushPull | null): { nets: NetEvent[]; entries: TableEntry[] };
+  localState(peer: string | null, reply: PushPull | null, tableOnly: boolean): { nets: NetEvent[]; entries: TableEntry[] };
   mergeRemote(pp: PushPull, now: number): void;
   handle(msg: NetEvent | TableEvent, now: number): void;
   /** Called on every gossip tick and maintenance tick. */
@@ -503,7 +503,7 @@ export class Membership {
     this.stats.pushPulls++;
     const members: MemberRecord[] = tableOnly ? [] : this.list.map((m) => ({ name: m.name, addr: m.addr, inc: m.inc, status: m.status, meta: m.meta }));
     const peer = reply ? reply.source : this.nameAt(to);
-    const extra = this.delegate?.localState(peer, reply) ?? { nets: [], entries: [] };
+    const extra = this.delegate?.localState(peer, reply, tableOnly) ?? { nets: [], entries: [] };
     const pp: PushPull = { t: 'push-pull', join, reply: reply !== null, source: this.name, sourceAddr: this.addr, members, nets: extra.nets, entries: extra.entries };
     this.send(to, [pp], 'tcp');
   }

@@ -147,9 +147,9 @@ export class Tables implements StateDelegate {
 
   // ---- StateDelegate ----------------------------------------------------------------------------
 
-  localState(peer: string | null, reply: PushPull | null): { nets: NetEvent[]; entries: TableEntry[] } {
+  localState(peer: string | null, reply: PushPull | null, tableOnly: boolean): { nets: NetEvent[]; entries: TableEntry[] } {
     const nets: NetEvent[] = [];
-    const tableOnly = reply !== null && reply.members.length === 0;
+    // A table-only sync carries just our own network list (the peer needs it to pick entries).
     for (const per of this.nodeNets.values()) for (const ev of per.values()) if (!tableOnly || ev.node === this.m.name) nets.push(ev);
     // Only networks both sides take part in: tables never leave their network.
     const theirs = new Set<string>();
