@@ -150,10 +150,14 @@ export class Rtnl {
 
   private constructor(netns: string | undefined) {
     this.netns = netns;
-    this.ch = new NetlinkChannel(C.NETLINK_ROUTE, { netns: netns ? netnsPath(netns) : null, label: netns ?? 'host' });
+    const file = netns === undefined ? null : netns.startsWith('/') ? netns : netnsPath(netns);
+    this.ch = new NetlinkChannel(C.NETLINK_ROUTE, { netns: file, label: netns ?? 'host' });
   }
 
-  /** rtnetlink in the named namespace (as `ip -n NAME`), or in our own with no name. */
+  /**
+   * rtnetlink in a namespace given by name (as `ip -n NAME`) or by path (e.g. /proc/PID/ns/net of a
+   * container), or in our own with none.
+   */
   static open(netns?: string): Rtnl {
     return new Rtnl(netns);
   }

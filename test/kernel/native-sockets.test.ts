@@ -76,3 +76,22 @@ t.test('bad input gets clear errors', async (t) => {
   native.unwatch(h); // idempotent
   t.pass('unwatch twice is harmless');
 });
+
+t.test('a namespace given as /proc/PID/ns/net (how a container is reached)', async (t) => {
+  const ns = tempNetns(t, 'p');
+  const { spawn } = await import('node:child_process');
+  const child = spawn('ip', ['netns', 'exec', ns, 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => void child.kill('SIGKILL'));
+  // `ip netns exec` execs sleep in place, so the child's pid is in the namespace once it has started.
+  const pidNs = `/proc/${child.pid}/ns/net`;
+  const { readlinkSync } = await import('node:fs');
+  for (let i = 0; i < 50 && readlinkSync(pidNs) === readlinkSync('/proc/self/ns/net'); i++) await new Promise((r) => setTimeout(r, 20));
+  const fd = native.socketOpen(pidNs, 'udp', '127.0.0.11', 5353, 0);
+  t.teardown(() => native.close(fd));
+  t.match(inNetns(ns, ['ss', '-uln']), /127\.0\.0\.11:5353/);
+  const { Rtnl } = await import('../../dataplane/netlink/index.js');
+  const r = Rtnl.open(pidNs);
+  t.teardown(() => r.close());
+  r.createBridge('brp');
+  t.match(inNetns(ns, ['ip', '-br', 'link', 'show', 'brp']), /^brp/);
+});
