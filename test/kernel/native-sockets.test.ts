@@ -71,10 +71,17 @@ t.test('bad input gets clear errors', async (t) => {
   t.throws(() => native.socketOpen(null, 'udp', 'not-an-ip', 53, 0), TypeError);
   t.throws(() => native.socketOpen(null, 'udp', '127.0.0.1', 70000, 0), TypeError);
   t.throws(() => native.netnsCreate('a/b'), TypeError);
-  const h = native.watchReadable(0, () => undefined);
+  const fd = native.socketOpen(null, 'udp', '127.0.0.1', 0, 0);
+  const h = native.watchReadable(fd, () => undefined);
   native.unwatch(h);
   native.unwatch(h); // idempotent
+  native.close(fd);
   t.pass('unwatch twice is harmless');
+  // A file cannot be watched (epoll refuses regular files): a clear error, not a crash.
+  const { openSync, closeSync } = await import('node:fs');
+  const file = openSync('/proc/self/status', 'r');
+  t.throws(() => native.watchReadable(file, () => undefined), { code: 'EPERM', message: /uv_poll_init/ });
+  closeSync(file);
 });
 
 t.test('a namespace given as /proc/PID/ns/net (how a container is reached)', async (t) => {
