@@ -59,7 +59,7 @@ for (const tier of tiers) {
   console.log(`\n== ${tier}: ${files.length} files`);
   const t0 = Date.now();
   const s = settings[tier];
-  const r = run('npx', ['tap', '--disable-coverage', '--allow-empty-coverage', '-R', 'tap', '--jobs', String(s.jobs), '--timeout', String(s.timeout), ...files], { capture: true });
+  const r = run(path.join(root, 'node_modules', '.bin', 'tap'), ['--disable-coverage', '--allow-empty-coverage', '-R', 'tap', '--jobs', String(s.jobs), '--timeout', String(s.timeout), ...files], { capture: true });
   const out = r.stdout ?? '';
   // Keep the log short: failures in full, passes as one line per file.
   for (const line of out.split('\n')) {
