@@ -1,0 +1,290 @@
+// Write-ahead log for the Raft core's persistent state.
+//
+// Directory layout:
+//   wal   records: [u32 length][u32 crc32(payload)][payload]; payload = [u8 kind][body]
+//           kind 1 entry (u64 index, u64 term, u8 type, data), 2 hard state (u64 term, u64 commit,
+//           vote utf-8), 3 log reset (u64 index, u64 term): the log now starts after a snapshot
+//   snap  latest snapshot: [u32 length][u32 crc32][u64 index][u64 term][u32 confLen][conf json][data],
+//         replaced atomically (write temp file, fsync, rename, fsync directory)
+//
+// One Ready is one write() and one fsync() (group commit). A crash can leave a torn last write; on
+// open, the first record that is short or fails its checksum marks the end of the log and the file
+// is truncated there. Everything before it was fsynced in earlier batches.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { MemoryStorage } from './storage.js';
+import { EMPTY_HARD_STATE, RaftError, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
+
+const KIND_ENTRY = 1;
+const KIND_HARD = 2;
+const KIND_RESET = 3;
+const HEADER = 8;
+const MAX_RECORD = 256 << 20;
+
+export interface Recovered {
+  storage: MemoryStorage;
+  /** Byte offset where a torn or corrupt tail was cut off, if any. */
+  truncatedAt?: number;
+}
+
+export interface WalBatch {
+  hardState?: HardState;
+  entries: readonly Entry[];
+  snapshot?: Snapshot;
+}
+
+function crc32(b: Uint8Array): number {
+  return zlib.crc32(b) >>> 0;
+}
+
+function frame(payload: Buffer): Buffer {
+  const h = Buffer.allocUnsafe(HEADER);
+  h.writeUInt32LE(payload.length, 0);
+  h.writeUInt32LE(crc32(payload), 4);
+  return Buffer.concat([h, payload]);
+}
+
+function u64(b: Buffer, off: number, v: number): void {
+  b.writeBigUInt64LE(BigInt(v), off);
+}
+
+function r64(b: Buffer, off: number): number {
+  return Number(b.readBigUInt64LE(off));
+}
+
+function encodeEntry(e: Entry): Buffer {
+  const p = Buffer.allocUnsafe(18 + e.data.length);
+  p[0] = KIND_ENTRY;
+  u64(p, 1, e.index);
+  u64(p, 9, e.term);
+  p[17] = e.type === 'conf' ? 1 : 0;
+  p.set(e.data, 18);
+  return frame(p);
+}
+
+function encodeHard(h: HardState): Buffer {
+  const vote = Buffer.from(h.vote, 'utf8');
+  const p = Buffer.allocUnsafe(17 + vote.length);
+  p[0] = KIND_HARD;
+  u64(p, 1, h.term);
+  u64(p, 9, h.commit);
+  vote.copy(p, 17);
+  return frame(p);
+}
+
+function encodeReset(index: number, term: number): Buffer {
+  const p = Buffer.allocUnsafe(17);
+  p[0] = KIND_RESET;
+  u64(p, 1, index);
+  u64(p, 9, term);
+  return frame(p);
+}
+
+function encodeSnapshot(s: Snapshot): Buffer {
+  const conf = Buffer.from(JSON.stringify(s.meta.conf), 'utf8');
+  const p = Buffer.allocUnsafe(20 + conf.length + s.data.length);
+  u64(p, 0, s.meta.index);
+  u64(p, 8, s.meta.term);
+  p.writeUInt32LE(conf.length, 16);
+  conf.copy(p, 20);
+  p.set(s.data, 20 + conf.length);
+  return frame(p);
+}
+
+function decodeSnapshot(b: Buffer): Snapshot | null {
+  if (b.length < HEADER) return null;
+  const len = b.readUInt32LE(0);
+  if (len < 20 || HEADER + len !== b.length) return null;
+  const p = b.subarray(HEADER);
+  if (crc32(p) !== b.readUInt32LE(4)) return null;
+  const confLen = p.readUInt32LE(16);
+  if (20 + confLen > p.length) return null;
+  const conf = JSON.parse(p.subarray(20, 20 + confLen).toString('utf8')) as ConfState;
+  return { meta: { index: r64(p, 0), term: r64(p, 8), conf }, data: new Uint8Array(p.subarray(20 + confLen)) };
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export class Wal {
+  private fd: number;
+  /** fsync calls made (one per non-empty batch). */
+  syncs = 0;
+  private size: number;
+
+  private constructor(
+    readonly dir: string,
+    fd: number,
+    size: number,
+  ) {
+    this.fd = fd;
+    this.size = size;
+  }
+
+  /** Open (or create) the WAL in `dir`, recovering the persisted state and cutting any torn tail. */
+  static open(dir: string): { wal: Wal; recovered: Recovered } {
+    fs.mkdirSync(dir, { recursive: true });
+    const walPath = path.join(dir, 'wal');
+    const snapPath = path.join(dir, 'snap');
+    let snap: Snapshot | null = null;
+    if (fs.existsSync(snapPath)) {
+      snap = decodeSnapshot(fs.readFileSync(snapPath));
+      // the snapshot file is replaced atomically, so a bad one is real corruption, not a torn write
+      if (!snap) throw new RaftError(`corrupt snapshot file ${snapPath}`);
+    }
+    const buf = fs.existsSync(walPath) ? fs.readFileSync(walPath) : Buffer.alloc(0);
+
+    // Replay: the log is base (index, term) followed by contiguous entries.
+    let baseIndex = 0;
+    let baseTerm = 0;
+    let ents: Entry[] = [];
+    let hard: HardState = EMPTY_HARD_STATE;
+    let off = 0;
+    let truncatedAt: number | undefined;
+    while (off < buf.length) {
+      if (off + HEADER > buf.length) {
+        truncatedAt = off;
+        break;
+      }
+      const len = buf.readUInt32LE(off);
+      if (len < 1 || len > MAX_RECORD || off + HEADER + len > buf.length) {
+        truncatedAt = off;
+        break;
+      }
+      const p = buf.subarray(off + HEADER, off + HEADER + len);
+      if (crc32(p) !== buf.readUInt32LE(off + 4)) {
+        truncatedAt = off;
+        break;
+      }
+      const kind = p[0];
+      if (kind === KIND_ENTRY && len >= 18) {
+        const e: Entry = { index: r64(p, 1), term: r64(p, 9), type: p[17] === 1 ? 'conf' : 'normal', data: new Uint8Array(p.subarray(18)) };
+        const last = baseIndex + ents.length;
+        if (e.index > last + 1) throw new RaftError(`wal: gap before entry ${e.index} (last ${last})`);
+        if (e.index <= baseIndex) {
+          // before a reset point: superseded
+        } else {
+          ents.length = e.index - baseIndex - 1; // overwrite a conflicting suffix
+          ents.push(e);
+        }
+      } else if (kind === KIND_HARD && len >= 17) {
+        hard = { term: r64(p, 1), commit: r64(p, 9), vote: p.subarray(17).toString('utf8') };
+      } else if (kind === KIND_RESET && len >= 17) {
+        const idx = r64(p, 1);
+        const term = r64(p, 9);
+        if (!snap || snap.meta.index < idx) {
+          // its snapshot never made it to disk: the batch it belongs to is incomplete
+          truncatedAt = off;
+          break;
+        }
+        baseIndex = idx;
+        baseTerm = term;
+        ents = [];
+      } else {
+        truncatedAt = off;
+        break;
+      }
+      off += HEADER + len;
+    }
+    if (truncatedAt !== undefined) {
+      fs.truncateSync(walPath, truncatedAt);
+    }
+
+    const storage = new MemoryStorage();
+    if (snap && snap.meta.index > 0) {
+      storage.applySnapshot(snap);
+      // keep the logged entries only if they continue the snapshot's history
+      const si = snap.meta.index;
+      const termAt = si === baseIndex ? baseTerm : si > baseIndex && si <= baseIndex + ents.length ? ents[si - baseIndex - 1]!.term : -1;
+      if (termAt === snap.meta.term) storage.append(ents.filter((e) => e.index > si));
+    } else {
+      if (baseIndex !== 0) throw new RaftError('wal: log reset without a snapshot');
+      storage.append(ents);
+    }
+    const last = storage.lastIndex();
+    const commit = Math.max(storage.snapshot().meta.index, Math.min(hard.commit, last));
+    storage.setHardState({ ...hard, commit });
+
+    const fd = fs.openSync(walPath, 'a');
+    const size = fs.fstatSync(fd).size;
+    fsyncDir(dir); // make the file's creation durable too
+    const recovered: Recovered = truncatedAt === undefined ? { storage } : { storage, truncatedAt };
+    return { wal: new Wal(dir, fd, size), recovered };
+  }
+
+  /** Persist one Ready: snapshot file first, then all records with a single write and fsync. */
+  save(b: WalBatch): void {
+    const parts: Buffer[] = [];
+    if (b.snapshot) {
+      this.saveSnapshot(b.snapshot);
+      parts.push(encodeReset(b.snapshot.meta.index, b.snapshot.meta.term));
+    }
+    for (const e of b.entries) parts.push(encodeEntry(e));
+    if (b.hardState) parts.push(encodeHard(b.hardState));
+    if (!parts.length) return;
+    const buf = Buffer.concat(parts);
+    let done = 0;
+    while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done);
+    fs.fsyncSync(this.fd);
+    this.size += buf.length;
+    this.syncs++;
+  }
+
+  /** Atomically replace the snapshot file (for snapshots made locally when compacting). */
+  saveSnapshot(s: Snapshot): void {
+    const tmp = path.join(this.dir, 'snap.tmp');
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      const b = encodeSnapshot(s);
+      let done = 0;
+      while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path.join(this.dir, 'snap'));
+    fsyncDir(this.dir);
+  }
+
+  /** Bytes in the log file: rewrite() it after compaction when it grows too large. */
+  bytes(): number {
+    return this.size;
+  }
+
+  /**
+   * Rewrite the log to hold only what `storage` still holds (after compaction). The snapshot covering
+   * the compacted prefix must already be saved.
+   */
+  rewrite(storage: MemoryStorage): void {
+    const first = storage.firstIndex();
+    const baseTerm = storage.term(first - 1) ?? 0;
+    const parts = [encodeReset(first - 1, baseTerm), ...storage.allEntries().map(encodeEntry), encodeHard(storage.hardState)];
+    if (first - 1 === 0) parts.shift();
+    const tmp = path.join(this.dir, 'wal.tmp');
+    const buf = Buffer.concat(parts);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      let done = 0;
+      while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.closeSync(this.fd);
+    fs.renameSync(tmp, path.join(this.dir, 'wal'));
+    fsyncDir(this.dir);
+    this.fd = fs.openSync(path.join(this.dir, 'wal'), 'a');
+    this.size = buf.length;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
