@@ -48,6 +48,7 @@ export class SimNet {
   private heap: Ev[] = [];
   private seq = 0;
   private blocked: ((a: string, b: string) => boolean) | null = null;
+  private udpOnly = false;
 
   constructor(readonly o: SimOptions) {
     this.rng = new Sfc32(o.seed);
@@ -87,8 +88,10 @@ export class SimNet {
     if (m) m.up = false;
   }
 
-  partition(block: ((a: string, b: string) => boolean) | null): void {
+  /** Drop everything (or only UDP) between pairs for which `block` is true; null heals. */
+  partition(block: ((a: string, b: string) => boolean) | null, udpOnly = false): void {
     this.blocked = block;
+    this.udpOnly = udpOnly;
   }
 
   /** Run the state machines' own effects (after a direct API call on a node). */
@@ -112,7 +115,7 @@ export class SimNet {
 
   private send(from: SimMember, toName: string, msgs: readonly Message[], via: Via): void {
     const to = this.members.get(toName);
-    if (!to || !to.up || (this.blocked && this.blocked(from.name, toName))) { this.dropped++; return; }
+    if (!to || !to.up || (this.blocked && (via === 'udp' || !this.udpOnly) && this.blocked(from.name, toName))) { this.dropped++; return; }
     const [lo, hi] = this.o.latency;
     let delay = lo + this.rng.next() * (hi - lo);
     if (via === 'udp') {

@@ -1,0 +1,59 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { decodePacket, encodePacket, LIMITS } from '../../../mesh/codec.js';
+import { fuzzDecoder, message } from '../../bench/mesh-fuzz.js';
+
+/** Stable text form: bytes as arrays, keys sorted, prototypes ignored. */
+function canon(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) => {
+    if (v instanceof Uint8Array) return Array.from(v);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)));
+    return v;
+  });
+}
+
+t.test('every message kind round-trips', async (t) => {
+  fc.assert(fc.property(fc.array(message, { minLength: 0, maxLength: 8 }), (msgs) => {
+    return canon(decodePacket(encodePacket(msgs))) === canon({ ok: true, msgs });
+  }), { numRuns: 500 });
+  t.pass('500 random packets round-tripped');
+});
+
+t.test('strict: truncation, trailing bytes, bad version, bad enum values are rejected', async (t) => {
+  const pkt = encodePacket([{ t: 'alive', node: 'n1', inc: 3, addr: { host: '10.0.0.1', port: 7946 }, meta: new Uint8Array(0) }]);
+  for (let i = 0; i < pkt.length; i++) t.equal(decodePacket(pkt.subarray(0, i)).ok, false, `truncated at ${i}`);
+  t.equal(decodePacket(Uint8Array.from([...pkt, 0])).ok, false, 'trailing byte');
+  const v = pkt.slice(); v[0] = 9;
+  t.same(decodePacket(v), { ok: false, reason: 'version' });
+  const k = pkt.slice(); k[3] = 200;
+  t.equal(decodePacket(k).ok, false, 'unknown kind');
+  const bad = encodePacket([{ t: 'push-pull', join: false, reply: false, source: 'a', sourceAddr: { host: 'h', port: 1 }, members: [{ name: 'x', addr: { host: 'h', port: 1 }, inc: 1, status: 'alive', meta: new Uint8Array(0) }], nets: [], entries: [] }]);
+  const statusAt = bad.length - 4; // status byte precedes meta length(1) + nets count(1) + entries count(1)
+  t.equal(bad[statusAt], 0);
+  const b2 = bad.slice(); b2[statusAt] = 7;
+  t.same(decodePacket(b2), { ok: false, reason: 'bad status' });
+});
+
+t.test('counts and lengths cannot make the decoder allocate beyond its input', async (t) => {
+  // A push-pull claiming 2^28-1 members in a 30-byte packet.
+  const hdr = encodePacket([{ t: 'push-pull', join: false, reply: false, source: 'a', sourceAddr: { host: 'h', port: 1 }, members: [], nets: [], entries: [] }]);
+  const body = Array.from(hdr.subarray(3, hdr.length - 3));
+  const evil = [...body, 0xff, 0xff, 0xff, 0x7f, 0, 0];
+  const pkt = Uint8Array.from([1, 1, evil.length, ...evil]);
+  t.same(decodePacket(pkt), { ok: false, reason: 'count exceeds input' });
+  // A value length over the limit.
+  t.equal(LIMITS.value, 65536);
+});
+
+t.test('encoder refuses what the decoder would refuse', async (t) => {
+  t.throws(() => encodePacket([{ t: 'suspect', node: 'x'.repeat(256), inc: 1, from: 'y' }]));
+  t.throws(() => encodePacket([{ t: 'net', node: 'x', network: 'n', ltime: 2 ** 48, leave: false }]));
+});
+
+t.test('fuzz: random and mutated packets never throw, never hang', async (t) => {
+  const r = fuzzDecoder(Number(process.env.MESH_FUZZ_RUNS ?? 40_000), 42);
+  t.equal(r.runs, Number(process.env.MESH_FUZZ_RUNS ?? 40_000));
+  // A shared CI box can pause for GC or scheduling; anything near a second would be a real hang.
+  t.ok(r.maxMs < 1000, `slowest decode ${r.maxMs.toFixed(2)} ms`);
+  t.comment(`fuzz: ${r.runs} packets, ${r.ok} decoded as valid, slowest ${r.maxMs.toFixed(3)} ms`);
+});
