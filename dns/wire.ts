@@ -272,17 +272,24 @@ export function failureResponse(f: Extract<ParseFailure, { kind: 'error' }>): Bu
 
 /** Encodes a name in wire form (no compression) from presentation labels; used for PTR targets. */
 export function encodeName(name: string): Buffer {
-  const labels = name.split('.').filter((l) => l.length > 0);
-  const parts: Buffer[] = [];
-  for (const l of labels) {
-    const lb = Buffer.from(l, 'latin1');
-    if (lb.length > 63) throw new RangeError(`label "${l}" longer than 63 octets`);
-    parts.push(Buffer.from([lb.length]), lb);
+  const bytes = Buffer.from(name, 'latin1');
+  const out = Buffer.allocUnsafe(bytes.length + 2);
+  let len = 0; // wire length so far
+  let labelStart = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x2e) continue;
+    const l = i - labelStart;
+    if (l > 63) throw new RangeError(`a label of "${name}" is longer than 63 octets`);
+    if (l > 0) {
+      out[len] = l;
+      bytes.copy(out, len + 1, labelStart, i);
+      len += l + 1;
+    }
+    labelStart = i + 1;
   }
-  parts.push(Buffer.from([0]));
-  const out = Buffer.concat(parts);
-  if (out.length > 255) throw new RangeError(`name "${name}" longer than 255 octets`);
-  return out;
+  out[len++] = 0;
+  if (len > 255) throw new RangeError(`name "${name}" longer than 255 octets`);
+  return out.subarray(0, len);
 }
 
 /** A record owned by the question name (pointer 0xC00C), ready to copy into any response. */
