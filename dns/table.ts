@@ -1,6 +1,7 @@
 // The mutable DNS table one node keeps: services, tasks and networks, keyed by ID. Every change bumps
 // the version; snapshot() rebuilds the immutable view lazily, once per version, so a burst of gossip
-// events costs one rebuild at the next query.
+// events costs one rebuild at the next query. Records are treated as immutable: replace a record with
+// set*() rather than mutating it in place (encodings are cached by object identity, see snapshot.ts).
 import type { NetworkRecord, ServiceRecord, TaskRecord, TtlPolicy } from './model.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 import { DEFAULT_TTL } from './ttl.js';
