@@ -3,7 +3,7 @@
 // networks it takes part in; deletes leave tombstones that are reaped later; when an owner leaves a
 // network, leaves the cluster or is declared dead, every node drops its entries on its own.
 import { BroadcastQueue } from './broadcast.js';
-import { LIMITS } from './codec.js';
+import { encodeMessage, LIMITS, PACKET_OVERHEAD } from './codec.js';
 import { retransmitLimit } from './config.js';
 import type { Membership, MemberEvent, StateDelegate } from './membership.js';
 import type { NetEvent, PushPull, TableEntry, TableEvent } from './messages.js';
@@ -102,7 +102,11 @@ export class Tables implements StateDelegate {
     checkLen(table, LIMITS.name, 'table');
     checkLen(key, LIMITS.key, 'key');
     if (value.length > LIMITS.value) throw new RangeError(`value longer than ${LIMITS.value} bytes`);
-    const e: TableEntry = { network, table, key, value: value.slice(), owner: this.m.name, version: ++this.clock, deleted: false };
+    const e: TableEntry = { network, table, key, value: value.slice(), owner: this.m.name, version: this.clock + 1, deleted: false };
+    // Table events travel piggybacked in single UDP packets; an entry that cannot fit one could
+    // only move by push/pull. Endpoint records are ~100-200 bytes, so refuse rather than stall.
+    if (encodeMessage({ t: 'table', ...e }).length > this.m.config.packetBudget - PACKET_OVERHEAD) throw new RangeError('table entry too large for one gossip packet');
+    this.clock++;
     this.store(e, tbl.get(tk(table, key)), true);
   }
 

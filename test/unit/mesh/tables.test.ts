@@ -135,3 +135,10 @@ t.test('after a partition heals, membership and tables converge again (push/pull
   }
   t.comment(`healed in ${((sim.now - t0) / 1000).toFixed(1)} s of simulated time`);
 });
+
+t.test('an entry too large for one gossip packet is refused up front', async (t) => {
+  const sim = joined(1);
+  act(sim, 'm0', (tb) => tb.joinNetwork('blue'));
+  t.throws(() => tables(sim, 'm0').put('blue', 'ep', 'big', new Uint8Array(2000)), /too large/);
+  t.doesNotThrow(() => tables(sim, 'm0').put('blue', 'ep', 'ok', new Uint8Array(1000)));
+});
