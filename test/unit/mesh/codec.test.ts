@@ -55,5 +55,6 @@ t.test('fuzz: random and mutated packets never throw, never hang', async (t) => 
   t.equal(r.runs, Number(process.env.MESH_FUZZ_RUNS ?? 40_000));
   // A shared CI box can pause for GC or scheduling; anything near a second would be a real hang.
   t.ok(r.maxMs < 1000, `slowest decode ${r.maxMs.toFixed(2)} ms`);
+  t.ok(r.retimedMs < 5, `slowest packet re-timed: ${r.retimedMs.toFixed(3)} ms`);
   t.comment(`fuzz: ${r.runs} packets, ${r.ok} decoded as valid, slowest ${r.maxMs.toFixed(3)} ms`);
 });
