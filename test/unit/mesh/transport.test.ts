@@ -1,7 +1,7 @@
 // Real sockets: 3 members on 127.0.0.1-3 (different ports), a crash, and an intruder with the wrong key.
 import t from 'tap';
 import type { MeshConfig } from '../../../mesh/config.js';
-import { generateKey, Keyring, sodiumReady } from '../../../mesh/keyring.js';
+import { generateKey, keyId, Keyring, sodiumReady } from '../../../mesh/keyring.js';
 import { MeshTransport } from '../../../mesh/transport.js';
 
 await sodiumReady();
@@ -68,4 +68,30 @@ t.test('a member with the wrong key cannot join; its packets are counted as drop
   t.equal(b.node.members.member('intruder'), undefined);
   const dropped = a.sealer.dropped['unknown-key'] + b.sealer.dropped['unknown-key'];
   t.ok(dropped >= 2, `${dropped} intruder packets dropped as unknown-key`);
+});
+
+t.test('rotating the key (add, use, remove on each member in turn) while table updates flow loses nothing', async (t) => {
+  const k1 = generateKey(), k2 = generateKey();
+  const a = await startOn('a', '127.0.0.1', k1);
+  const b = await startOn('b', '127.0.0.2', k1);
+  const c = await startOn('c', '127.0.0.3', k1);
+  t.teardown(() => { a.kill(); b.kill(); c.kill(); });
+  b.join([a.addr]);
+  c.join([a.addr]);
+  const all = [a, b, c];
+  await until(() => all.every((x) => x.node.members.allMembers().filter((m) => m.status === 'alive').length === 3), 5000);
+  let n = 0;
+  const writer = setInterval(() => { a.node.tables.put('blue', 'stream', `k${n}`, new TextEncoder().encode(String(n))); n++; a.pump(); }, 10);
+  for (const x of all) { x.sealer.ring.add(k2); await sleep(150); }
+  for (const x of all) { x.sealer.ring.use(keyId(k2)); await sleep(150); }
+  const old = keyId(k1);
+  for (const x of all) { x.sealer.ring.remove(old); await sleep(150); }
+  clearInterval(writer);
+  await until(() => [b, c].every((x) => x.node.tables.entries('blue', 'stream').length === n), 3000);
+  for (const x of [b, c]) t.equal(x.node.tables.entries('blue', 'stream').length, n, `${x.node.name} has all ${n} updates`);
+  for (const x of all) {
+    t.same(x.sealer.ring.ids(), [keyId(k2)], `${x.node.name} holds only the new key`);
+    t.equal(Object.values(x.sealer.dropped).reduce((p, q) => p + q, 0), 0, `${x.node.name} dropped nothing`);
+  }
+  t.ok(all.every((x) => x.node.members.allMembers().every((m) => m.status === 'alive')), 'no one suspected during rotation');
 });
