@@ -1,6 +1,8 @@
 // meshctl: the one CLI. Errors print their cause and what to do, never a stack trace for a known error.
 import { Command } from 'commander';
 import { labCommand } from './lab-commands.js';
+import { nodeCommand, swarmCommand, targetFrom } from './cluster-commands.js';
+import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
 import { LabConfigError } from '../lab/plan.js';
@@ -10,14 +12,18 @@ export async function main(argv: string[]): Promise<void> {
     .description('manage a meshd cluster: overlay networks, service DNS, routing mesh')
     .version('0.1.0')
     .showHelpAfterError('(add --help for usage)')
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    .option('-H, --host <addr>', 'daemon to talk to: unix:///path.sock or tcp://HOST:2377 (default $MESH_HOST, else unix:///run/meshd/meshd.sock)');
+  const target = targetFrom(program);
+  program.addCommand(swarmCommand(target));
+  program.addCommand(nodeCommand(target));
   program.addCommand(labCommand());
   try {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof NetlinkError && e.code === 'EPERM') {
       console.error(`error: ${e.message}\nmeshctl needs root for kernel objects: run it with sudo.`);
-    } else if (e instanceof NetlinkError || e instanceof LabError || e instanceof LabConfigError || (e instanceof Error && e.constructor === Error)) {
+    } else if (e instanceof ClientError || e instanceof NetlinkError || e instanceof LabError || e instanceof LabConfigError || (e instanceof Error && e.constructor === Error)) {
       console.error(`error: ${e.message}`);
     } else {
       console.error(e);

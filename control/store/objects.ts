@@ -15,6 +15,8 @@ export interface ClusterObject {
   name: string;
   /** Settings an operator changes with `swarm update`. */
   spec: ClusterSpec;
+  /** Join tokens and the managers' shared key (encrypted at rest with the security issue). */
+  secrets?: { tokens: { worker: string; manager: string }; clusterKey: string };
 }
 
 export interface ClusterSpec {
@@ -35,7 +37,7 @@ export interface NodeObject {
   addr: string;
   state: NodeState;
   /** Managers: the Raft member id (equal to the node id) and reachability as the leader sees it. */
-  manager?: { raftAddr: string };
+  manager?: { raftAddr: string; reachable?: boolean };
 }
 
 export interface KindMap {

@@ -1,0 +1,172 @@
+// `meshctl swarm ...` and `meshctl node ...`: thin clients of the daemon API.
+import { Command, Option } from 'commander';
+import { call, parseHost, type Target } from '../api/client.js';
+import { parseFormat, printJson, table, type Format } from './output.js';
+
+export type TargetFn = () => Target;
+
+const formatOption = (): Option => new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
+
+interface NodeView {
+  id: string;
+  hostname: string;
+  status: string;
+  availability: string;
+  managerStatus: string;
+  role: string;
+  addr: string;
+  labels: Record<string, string>;
+  self: boolean;
+}
+
+export function swarmCommand(target: TargetFn): Command {
+  const swarm = new Command('swarm').description('create, join and leave a cluster');
+
+  swarm
+    .command('init')
+    .description('make this node the first manager of a new cluster')
+    .option('--advertise-addr <addr>', 'address other nodes reach this one at (HOST[:PORT], default port 2377)')
+    .option('--listen-addr <addr>', 'address to listen on for 2377 (default 0.0.0.0:PORT)')
+    .option('--force-new-cluster', 'restart this surviving manager as a one-member cluster, keeping its data')
+    .addOption(formatOption())
+    .action(async (o: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean; format: Format }) => {
+      const t = target();
+      const r = await call<{ clusterId: string; nodeId: string }>(t, 'POST', '/v1/swarm/init', { advertiseAddr: o.advertiseAddr, listenAddr: o.listenAddr, forceNewCluster: o.forceNewCluster });
+      if (o.format === 'json') return printJson(r);
+      if (o.forceNewCluster) {
+        console.log(`Cluster ${r.clusterId} restarted as a one-member cluster on node ${r.nodeId}, with its data. Add managers again with \`meshctl swarm join-token manager\`.`);
+        return;
+      }
+      const tok = await call<{ token: string; managers: string[] }>(t, 'GET', '/v1/swarm/join-token/worker');
+      console.log(`Swarm initialized: current node (${r.nodeId}) is now a manager.\n`);
+      console.log(`To add a worker to this swarm, run the following command:\n\n    meshctl swarm join --token ${tok.token} ${tok.managers[0] ?? ''}\n`);
+      console.log("To add a manager to this swarm, run 'meshctl swarm join-token manager' and follow the instructions.");
+    });
+
+  swarm
+    .command('join')
+    .description('join a cluster as a worker or manager (the token decides)')
+    .requiredOption('--token <token>', 'join token from `meshctl swarm join-token`')
+    .option('--advertise-addr <addr>', 'address other nodes reach this one at')
+    .option('--listen-addr <addr>', 'address to listen on for 2377')
+    .argument('<host:port>', 'a manager of the cluster')
+    .addOption(formatOption())
+    .action(async (remote: string, o: { token: string; advertiseAddr?: string; listenAddr?: string; format: Format }) => {
+      const r = await call<{ clusterId: string; nodeId: string; role: string }>(target(), 'POST', '/v1/swarm/join', { remoteAddr: remote, token: o.token, advertiseAddr: o.advertiseAddr, listenAddr: o.listenAddr }, 60_000);
+      if (o.format === 'json') return printJson(r);
+      console.log(`This node joined a swarm as a ${r.role}.`);
+    });
+
+  swarm
+    .command('leave')
+    .description('leave the cluster')
+    .option('-f, --force', 'leave even as a manager (may cost the cluster its quorum)')
+    .addOption(formatOption())
+    .action(async (o: { force?: boolean; format: Format }) => {
+      const r = await call<{ left: string }>(target(), 'POST', '/v1/swarm/leave', { force: o.force === true });
+      if (o.format === 'json') return printJson(r);
+      console.log('Node left the swarm.');
+    });
+
+  swarm
+    .command('join-token')
+    .description('show (or --rotate) the token to join as a worker or manager')
+    .argument('<role>', 'worker or manager')
+    .option('--rotate', 'replace the token; the old one stops working, joined nodes are not affected')
+    .option('-q, --quiet', 'print the token only')
+    .addOption(formatOption())
+    .action(async (role: string, o: { rotate?: boolean; quiet?: boolean; format: Format }) => {
+      if (role !== 'worker' && role !== 'manager') throw new Error(`role must be "worker" or "manager", not "${role}"`);
+      const t = target();
+      if (o.rotate) await call(t, 'POST', `/v1/swarm/join-token/${role}/rotate`);
+      const r = await call<{ token: string; managers: string[] }>(t, 'GET', `/v1/swarm/join-token/${role}`);
+      if (o.format === 'json') return printJson(r);
+      if (o.quiet) return console.log(r.token);
+      if (o.rotate) console.log(`Successfully rotated ${role} join token.\n`);
+      console.log(`To add a ${role} to this swarm, run the following command:\n\n    meshctl swarm join --token ${r.token} ${r.managers[0] ?? ''}\n`);
+    });
+
+  return swarm;
+}
+
+export function nodeCommand(target: TargetFn): Command {
+  const node = new Command('node').description('manage the nodes of the cluster (on a manager)');
+
+  node
+    .command('ls')
+    .description('list nodes')
+    .option('-q, --quiet', 'IDs only')
+    .addOption(formatOption())
+    .action(async (o: { quiet?: boolean; format: Format }) => {
+      const nodes = await call<NodeView[]>(target(), 'GET', '/v1/nodes');
+      if (o.format === 'json') return printJson(nodes);
+      if (o.quiet) return nodes.forEach((n) => console.log(n.id));
+      console.log(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS'], nodes.map((n) => [`${n.id}${n.self ? ' *' : ''}`, n.hostname, n.status, n.availability, n.managerStatus])));
+    });
+
+  node
+    .command('inspect')
+    .description('details of one node (ID, ID prefix or hostname)')
+    .argument('<node>')
+    .option('--pretty', 'human-readable')
+    .action(async (ref: string, o: { pretty?: boolean }) => {
+      const n = await call<NodeView & { object: unknown }>(target(), 'GET', `/v1/nodes/${encodeURIComponent(ref)}`);
+      if (!o.pretty) return printJson(n.object);
+      console.log(`ID:\t\t${n.id}\nHostname:\t${n.hostname}\nRole:\t\t${n.role}\nStatus:\t\t${n.status}\nAvailability:\t${n.availability}\nAddress:\t${n.addr}`);
+      if (n.managerStatus) console.log(`Manager Status:\t${n.managerStatus}`);
+      for (const [k, v] of Object.entries(n.labels)) console.log(`Label:\t\t${k}=${v}`);
+    });
+
+  const update = (ref: string, body: object): Promise<unknown> => call(target(), 'POST', `/v1/nodes/${encodeURIComponent(ref)}/update`, body, 60_000);
+
+  node
+    .command('update')
+    .description('change availability or labels')
+    .argument('<node>')
+    .addOption(new Option('--availability <a>', 'active, pause or drain').choices(['active', 'pause', 'drain']))
+    .option('--label-add <key=value>', 'add or change a label (repeatable)', collect, [] as string[])
+    .option('--label-rm <key>', 'remove a label (repeatable)', collect, [] as string[])
+    .action(async (ref: string, o: { availability?: string; labelAdd?: string[]; labelRm?: string[] }) => {
+      const labelAdd: Record<string, string> = {};
+      for (const kv of o.labelAdd ?? []) {
+        const i = kv.indexOf('=');
+        if (i <= 0) throw new Error(`--label-add wants KEY=VALUE, not "${kv}"`);
+        labelAdd[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      await update(ref, { availability: o.availability, labelAdd: o.labelAdd?.length ? labelAdd : undefined, labelRm: o.labelRm?.length ? o.labelRm : undefined });
+      console.log(ref);
+    });
+
+  for (const [verb, role] of [['promote', 'manager'], ['demote', 'worker']] as const) {
+    node
+      .command(verb)
+      .description(`make nodes ${role}s`)
+      .argument('<node...>')
+      .action(async (refs: string[]) => {
+        for (const ref of refs) {
+          await update(ref, { role });
+          console.log(`Node ${ref} ${verb}d to a ${role} in the swarm.`);
+        }
+      });
+  }
+
+  node
+    .command('rm')
+    .description('remove nodes from the cluster')
+    .argument('<node...>')
+    .option('-f, --force', 'remove a node that is still up, or a manager')
+    .action(async (refs: string[], o: { force?: boolean }) => {
+      for (const ref of refs) {
+        await call(target(), 'POST', `/v1/nodes/${encodeURIComponent(ref)}/rm`, { force: o.force === true }, 60_000);
+        console.log(ref);
+      }
+    });
+
+  return node;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+export function targetFrom(program: Command): TargetFn {
+  return () => parseHost((program.opts() as { host?: string }).host ?? process.env.MESH_HOST);
+}

@@ -1,0 +1,25 @@
+// meshd entry point: meshd [--state-dir DIR] [--socket PATH] [--hostname NAME] [--election-ms N] ...
+import { Command } from 'commander';
+import { Daemon } from './daemon.js';
+import { DEFAULT_SOCKET } from '../api/client.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const p = new Command('meshd')
+    .description('the meshd node daemon: one per node, as root')
+    .option('--state-dir <dir>', 'where this node keeps its identity and Raft data', '/var/lib/meshd')
+    .option('--socket <path>', 'local API socket for meshctl (root only)', DEFAULT_SOCKET)
+    .option('--hostname <name>', 'node name shown in `node ls` (default: the host name)')
+    .option('--tick-ms <n>', 'Raft tick', (v) => Number(v), 100)
+    .option('--raft-heartbeat-ms <n>', 'Raft leader heartbeat', (v) => Number(v), 100)
+    .option('--election-ms <n>', 'Raft election timeout (randomized up to twice this)', (v) => Number(v), 1000);
+  p.parse(argv);
+  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number }>();
+  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, ...(o.hostname ? { hostname: o.hostname } : {}) });
+  await d.start();
+  const stop = (sig: string): void => {
+    d.log(`${sig}: stopping`);
+    void d.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,219 @@
+// The daemon's API. Local routes serve meshctl on the root-only unix socket; remote ones also serve
+// other nodes on 2377 (join, heartbeats, requests forwarded to the leader).
+import { z } from 'zod';
+import { ApiError } from '../api/http.js';
+import { newToken } from './tokens.js';
+import { Daemon, stripMeta } from './daemon.js';
+import type { NodeObject, Stored } from '../store/objects.js';
+
+const addr = z.string().min(1).max(300);
+
+const InitBody = z.object({ advertiseAddr: addr.optional(), listenAddr: addr.optional(), forceNewCluster: z.boolean().optional() }).strict();
+const JoinBody = z.object({ remoteAddr: addr, token: z.string().min(1), advertiseAddr: addr.optional(), listenAddr: addr.optional() }).strict();
+const LeaveBody = z.object({ force: z.boolean().optional() }).strict();
+const ClusterJoinBody = z.object({ token: z.string(), nodeId: z.string().regex(/^[0-9a-z]{25}$/), hostname: z.string().min(1).max(255), addr }).strict();
+const AddManagerBody = z.object({ nodeId: z.string(), addr, clusterKey: z.string() }).strict();
+const HeartbeatBody = z.object({ nodeId: z.string() }).strict();
+const labelKey = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'label keys are letters, digits, . _ - (at most 128)');
+const NodeUpdateBody = z
+  .object({
+    availability: z.enum(['active', 'pause', 'drain']).optional(),
+    role: z.enum(['manager', 'worker']).optional(),
+    labelAdd: z.record(labelKey, z.string().max(1024)).optional(),
+    labelRm: z.array(labelKey).optional(),
+    clusterKey: z.string().optional(),
+  })
+  .strict();
+const NodeRmBody = z.object({ force: z.boolean().optional(), clusterKey: z.string().optional() }).strict();
+
+interface NodeView {
+  id: string;
+  hostname: string;
+  status: string;
+  availability: string;
+  managerStatus: string;
+  role: string;
+  addr: string;
+  labels: Record<string, string>;
+  self: boolean;
+  version: number;
+}
+
+function findNode(d: Daemon, ref: string): Stored<'node'> {
+  const nodes = d.requireManager().store.list('node');
+  const exact = nodes.find((n) => n.id === ref) ?? nodes.filter((n) => n.hostname === ref);
+  if (!Array.isArray(exact)) return exact;
+  if (exact.length === 1) return exact[0]!;
+  if (exact.length > 1) throw new ApiError(409, 'ambiguous', `hostname "${ref}" matches ${exact.length} nodes: use the node ID`);
+  const prefixed = nodes.filter((n) => n.id.startsWith(ref));
+  if (prefixed.length === 1) return prefixed[0]!;
+  throw new ApiError(404, 'not-found', `no node "${ref}" (meshctl node ls lists them)`);
+}
+
+function view(d: Daemon, n: Stored<'node'>): NodeView {
+  const st = d.requireManager().status();
+  let managerStatus = '';
+  if (n.role === 'manager') {
+    if (st.leader === n.id) managerStatus = 'Leader';
+    else if (!st.voters.includes(n.id) && !st.learners.includes(n.id)) managerStatus = 'Unreachable';
+    else if (st.role === 'leader') managerStatus = st.reachable[n.id] ? 'Reachable' : 'Unreachable';
+    else managerStatus = n.manager?.reachable === false ? 'Unreachable' : 'Reachable';
+  }
+  return {
+    id: n.id,
+    hostname: n.hostname,
+    status: n.state === 'ready' ? 'Ready' : n.state === 'down' ? 'Down' : 'Unknown',
+    availability: n.availability[0]!.toUpperCase() + n.availability.slice(1),
+    managerStatus,
+    role: n.role,
+    addr: n.addr,
+    labels: n.labels,
+    self: n.id === d.identity.nodeId,
+    version: n.meta.version,
+  };
+}
+
+const wrap = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => Promise.reject(Daemon.toApiError(e)));
+
+export function registerRoutes(d: Daemon): void {
+  const r = d.router;
+
+  r.on('GET', '/v1/info', async () => {
+    const c = d.identity.cluster;
+    const st = d.manager?.status();
+    return {
+      nodeId: d.identity.nodeId,
+      hostname: d.identity.hostname,
+      cluster: c ? { id: c.clusterId, role: c.role, advertiseAddr: c.advertiseAddr, managers: c.managers } : null,
+      raft: st ? { leader: st.leader, role: st.role, term: st.term, commit: st.commit, applied: st.applied, voters: st.voters, learners: st.learners, reachable: st.reachable } : null,
+    };
+  });
+
+  r.on('POST', '/v1/swarm/init', async (req) => wrap(d.init(InitBody.parse(req.body ?? {}))));
+  r.on('POST', '/v1/swarm/join', async (req) => wrap(d.join(JoinBody.parse(req.body))));
+  r.on('POST', '/v1/swarm/leave', async (req) => wrap(d.leave(LeaveBody.parse(req.body ?? {}).force ?? false)));
+
+  r.on('GET', '/v1/swarm/join-token/:role', async (req) => {
+    const role = z.enum(['worker', 'manager']).parse(req.params.role);
+    await wrap(d.requireManager().linearizableRead());
+    return { role, token: d.secrets().tokens[role], managers: Object.values(d.managerAddrs()) };
+  });
+
+  r.on('POST', '/v1/swarm/join-token/:role/rotate', async (req) => {
+    const role = z.enum(['worker', 'manager']).parse(req.params.role);
+    const c = d.cluster();
+    const secrets = d.secrets();
+    const tokens = { ...secrets.tokens, [role]: newToken(c.id) };
+    await wrap(d.requireManager().propose([{ op: 'update', kind: 'cluster', object: { ...stripMeta(c), secrets: { ...secrets, tokens } }, version: c.meta.version }]));
+    return { role, token: tokens[role] };
+  });
+
+  // ---- nodes ----
+  r.on('GET', '/v1/nodes', async () => {
+    await wrap(d.requireManager().linearizableRead());
+    return d.requireManager().store.list('node').map((n) => view(d, n)).sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id));
+  });
+
+  r.on('GET', '/v1/nodes/:id', async (req) => {
+    await wrap(d.requireManager().linearizableRead());
+    const n = findNode(d, req.params.id!);
+    return { ...view(d, n), object: n };
+  });
+
+  r.on(
+    'POST',
+    '/v1/nodes/:id/update',
+    async (req) => {
+      const body = NodeUpdateBody.parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      const { clusterKey: _k, ...change } = body;
+      return d.onLeader('POST', req.path, change, () => wrap(updateNode(d, req.params.id!, change)));
+    },
+    { remote: true },
+  );
+
+  r.on(
+    'POST',
+    '/v1/nodes/:id/rm',
+    async (req) => {
+      const body = NodeRmBody.parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      return d.onLeader('POST', req.path, { force: body.force }, () => wrap(removeNode(d, req.params.id!, body.force ?? false)));
+    },
+    { remote: true },
+  );
+
+  // ---- node to manager ----
+  r.on(
+    'POST',
+    '/v1/cluster/join',
+    async (req) => {
+      const body = ClusterJoinBody.parse(req.body);
+      return d.onLeader('POST', req.path, body, () => wrap(d.acceptJoin(body)));
+    },
+    { remote: true },
+  );
+
+  r.on(
+    'POST',
+    '/v1/cluster/add-manager',
+    async (req) => {
+      const body = AddManagerBody.parse(req.body);
+      d.checkClusterKey(body);
+      return d.onLeader('POST', req.path, body, async () => {
+        await wrap(d.requireManager().addManager(body.nodeId, body.addr, 20_000));
+        return { ok: true };
+      });
+    },
+    { remote: true },
+  );
+
+  r.on(
+    'POST',
+    '/v1/cluster/heartbeat',
+    async (req) => {
+      const body = HeartbeatBody.parse(req.body);
+      const m = d.requireManager();
+      if (!m.store.get('node', body.nodeId)) throw new ApiError(404, 'unknown-node', `node ${body.nodeId} is not part of this cluster (was it removed?)`);
+      return d.onLeader('POST', req.path, body, async () => d.recordHeartbeat(body.nodeId));
+    },
+    { remote: true },
+  );
+}
+
+async function updateNode(d: Daemon, ref: string, change: { availability?: 'active' | 'pause' | 'drain'; role?: 'manager' | 'worker'; labelAdd?: Record<string, string>; labelRm?: string[] }): Promise<{ id: string; version: number }> {
+  const m = d.requireManager();
+  const n = findNode(d, ref);
+  const next: NodeObject = { ...stripMeta(n), labels: { ...n.labels, ...(change.labelAdd ?? {}) } };
+  for (const k of change.labelRm ?? []) {
+    if (!(k in next.labels)) throw new ApiError(400, 'invalid', `node ${n.hostname} has no label "${k}"`);
+    delete next.labels[k];
+  }
+  if (change.availability) next.availability = change.availability;
+  if (change.role && change.role !== n.role) {
+    const st = m.status();
+    if (change.role === 'worker') {
+      const voters = st.voters.filter((v) => v !== n.id);
+      if (voters.length === 0) throw new ApiError(409, 'last-manager', `node ${n.hostname} is the last manager: promote another node first`);
+      await m.removeManager(n.id);
+      delete next.manager;
+    } else {
+      next.manager = { raftAddr: n.addr };
+    }
+    next.role = change.role;
+  }
+  const r = await m.propose([{ op: 'update', kind: 'node', object: next, version: n.meta.version }]);
+  return { id: n.id, version: r.version };
+}
+
+async function removeNode(d: Daemon, ref: string, force: boolean): Promise<{ removed: string }> {
+  const m = d.requireManager();
+  const n = findNode(d, ref);
+  if (n.id === d.identity.nodeId) throw new ApiError(409, 'self', 'a node cannot remove itself: run `meshctl swarm leave` on it');
+  if (n.role === 'manager' && !force) throw new ApiError(409, 'manager', `node ${n.hostname} is a manager: demote it first (meshctl node demote ${n.hostname}), or use --force`);
+  if (n.state === 'ready' && !force) throw new ApiError(409, 'live', `node ${n.hostname} is up (status Ready): stop it or make it leave first, or use --force`);
+  if (n.role === 'manager') await m.removeManager(n.id);
+  await m.propose([{ op: 'delete', kind: 'node', id: n.id }]);
+  d.lastSeen.delete(n.id);
+  return { removed: n.id };
+}
