@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { labDown, labExec, labRun, labStatus, labUp, readLabState, nodeSocketPath, LabError, type LabStatus } from '../lab/lab.js';
 import { LAB_DEFAULTS, planLab, resolveNode } from '../lab/plan.js';
 import { parseFormat, printJson, table, type Format } from './output.js';
+import { call } from '../api/client.js';
 
 const int = (name: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw new Error(`${name} must be a whole number, not "${v}"`);
@@ -26,8 +27,8 @@ function printStatus(s: LabStatus, format: Format): void {
   console.log(`lab "${s.prefix}": underlay ${s.subnet}, host side ${s.hostAddress}`);
   console.log(
     table(
-      ['NODE', 'NETNS', 'ADDRESS', 'LINK', 'PING FROM HOST', 'PROBLEM'],
-      s.nodes.map((n) => [n.name, n.netns, n.address, n.linkUp ? 'up' : 'down', n.reachable ? `${n.rttMs} ms` : 'no reply', n.problem ?? '']),
+      ['NODE', 'NETNS', 'ADDRESS', 'LINK', 'PING FROM HOST', 'MESHD', 'PROBLEM'],
+      s.nodes.map((n) => [n.name, n.netns, n.address, n.linkUp ? 'up' : 'down', n.reachable ? `${n.rttMs} ms` : 'no reply', n.daemon ? `${n.daemon.role}${n.daemon.raft ? ` (${n.daemon.raft})` : ''}` : '-', n.problem ?? '']),
     ),
   );
   if (s.leftovers.length) console.log(`leftovers not in this lab: ${s.leftovers.join(', ')}`);
@@ -49,9 +50,16 @@ export function labCommand(): Command {
     .option('--nodes <n>', 'number of nodes', int('--nodes'), LAB_DEFAULTS.nodes)
     .option('--subnet <cidr>', 'underlay subnet, inside 198.18.0.0/15', LAB_DEFAULTS.subnet)
     .option('--mtu <bytes>', 'underlay MTU', int('--mtu'), LAB_DEFAULTS.mtu)
+    .option('--managers <m>', 'also form a cluster: swarm init on n1, join n2..nM as managers, the rest as workers', int('--managers'), 0)
+    .option('--no-daemons', 'do not start meshd on the nodes')
+    .option('--election-ms <ms>', 'Raft election timeout for the daemons', int('--election-ms'))
     .addOption(formatOption())
-    .action(async (o: { prefix: string; nodes: number; subnet: string; mtu: number; format: Format }) => {
-      const st = await labUp({ prefix: o.prefix, nodes: o.nodes, subnet: o.subnet, mtu: o.mtu }, o.format === 'json' ? undefined : (l) => console.log(l));
+    .action(async (o: { prefix: string; nodes: number; subnet: string; mtu: number; managers: number; daemons: boolean; electionMs?: number; format: Format }) => {
+      const st = await labUp({ prefix: o.prefix, nodes: o.nodes, subnet: o.subnet, mtu: o.mtu }, o.format === 'json' ? undefined : (l) => console.log(l), {
+        daemons: o.daemons,
+        managers: o.managers,
+        daemonFlags: o.electionMs ? { electionMs: o.electionMs } : {},
+      });
       if (o.format === 'json') printJson(st);
     });
 
@@ -105,13 +113,13 @@ export function labCommand(): Command {
 
   lab
     .command('demo')
-    .description('bring up a 3-node lab, show it, and check every node reaches every other')
+    .description('bring up a 3-node lab with a cluster (1 manager, 2 workers), show it, check every node reaches every other')
     .addOption(prefixOption())
     .action(async (o: { prefix: string }) => {
       const t0 = Date.now();
       console.log(`== meshctl lab up --nodes 3 --prefix ${o.prefix}`);
       await labDown(o.prefix);
-      await labUp({ ...LAB_DEFAULTS, prefix: o.prefix, nodes: 3 }, (l) => console.log(`   ${l}`));
+      await labUp({ ...LAB_DEFAULTS, prefix: o.prefix, nodes: 3 }, (l) => console.log(`   ${l}`), { managers: 1 });
       console.log(`\n== meshctl lab status --prefix ${o.prefix}`);
       const s = await labStatus(o.prefix);
       printStatus(s, 'table');
@@ -134,8 +142,13 @@ export function labCommand(): Command {
         rows.push(row);
       }
       console.log(table(['FROM \\ TO', ...plan.nodes.map((n) => n.name)], rows));
+      console.log(`\n== meshctl node ls   (on n1: MESH_HOST=unix://${nodeSocketPath(plan.nodes[0]!.netns)})`);
+      const nodes = await call<{ id: string; hostname: string; status: string; availability: string; managerStatus: string }[]>({ socketPath: nodeSocketPath(plan.nodes[0]!.netns), display: 'n1' }, 'GET', '/v1/nodes');
+      console.log(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS'], nodes.map((n) => [n.id, n.hostname, n.status, n.availability, n.managerStatus])));
+      if (nodes.length !== 3 || nodes.some((n) => n.status !== 'Ready')) bad++;
       console.log(`\n${bad === 0 ? 'demo ok' : `demo found ${bad} problems`} in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
-      console.log(`Explore: meshctl lab exec n1 -- ip -br addr    Tear down: meshctl lab down --prefix ${o.prefix}`);
+      console.log(`Explore: eval $(meshctl lab env n1); meshctl node ls    meshctl lab exec n2 -- ip -br addr`);
+      console.log(`Tear down: meshctl lab down --prefix ${o.prefix}`);
       if (bad) process.exitCode = 1;
     });
 

@@ -130,8 +130,8 @@ export class Daemon {
         log: this.log,
       });
       this.manager.start();
-      this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
     }
+    if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
     this.startHeartbeats();
   }
 

@@ -7,6 +7,8 @@ import { execFile, spawn } from 'node:child_process';
 import { Rtnl, createNetns, deleteNetns, listNetns, netnsExists } from '../../dataplane/netlink/index.js';
 import { pingAll } from '../../dataplane/probe/icmp.js';
 import { isLabNetns, planLab, type LabOptions, type LabPlan } from './plan.js';
+import { killNetnsProcesses, nodeRunDir, nodeSocketPath, removeNodeRunDir, startNodeDaemon, type DaemonFlags } from './daemons.js';
+import { call } from '../api/client.js';
 
 export const LAB_STATE_DIR = '/run/meshd/lab';
 
@@ -50,7 +52,15 @@ function crashPoint(step: number): void {
   if (at !== undefined && Number(at) === step) process.kill(process.pid, 'SIGKILL');
 }
 
-export async function labUp(opts: LabOptions, progress: Progress = () => undefined): Promise<LabState> {
+export interface LabUpExtras {
+  /** Start one meshd per node (default true). */
+  daemons?: boolean;
+  /** Form a cluster: swarm init on n1, then join n2..nM as managers and the rest as workers. */
+  managers?: number;
+  daemonFlags?: DaemonFlags;
+}
+
+export async function labUp(opts: LabOptions, progress: Progress = () => undefined, extras: LabUpExtras = {}): Promise<LabState> {
   const plan = planLab(opts);
   const existing = readLabState(plan.prefix);
   const found = findLabObjects(plan.prefix);
@@ -108,6 +118,14 @@ export async function labUp(opts: LabOptions, progress: Progress = () => undefin
   fs.mkdirSync(LAB_STATE_DIR, { recursive: true });
   fs.writeFileSync(statePath(plan.prefix), JSON.stringify(state, null, 2));
   progress(`lab "${plan.prefix}" up: ${plan.nodes.length} nodes in ${Date.now() - t0} ms`);
+  const managers = extras.managers ?? 0;
+  if (managers > plan.nodes.length) throw new LabError(`--managers ${managers} is more than --nodes ${plan.nodes.length}`);
+  if (extras.daemons !== false || managers > 0) {
+    const t1 = Date.now();
+    await Promise.all(plan.nodes.map((n) => startNodeDaemon(n.netns, n.name, extras.daemonFlags)));
+    progress(`meshd running on ${plan.nodes.length} nodes (${Date.now() - t1} ms); sockets ${nodeSocketPath(`${plan.prefix}-nN`)}`);
+  }
+  if (managers > 0) await formCluster(plan, managers, progress);
   return state;
 }
 
@@ -131,8 +149,13 @@ export async function labDown(prefix: string, progress: Progress = () => undefin
       host.close();
     }
   }
+  // Stop every process in the lab's namespaces first (daemons, tasks, anything `lab exec` left).
+  let killed = 0;
+  for (const ns of found.netns) killed += await killNetnsProcesses(ns);
+  if (killed) progress(`stopped ${killed} processes`);
   const removedNetns: string[] = [];
   for (const ns of found.netns) if (deleteNetns(ns)) removedNetns.push(ns);
+  for (const ns of found.netns) removeNodeRunDir(ns);
   fs.rmSync(statePath(prefix), { force: true });
   progress(removedNetns.length || removedHostLink ? `removed ${[...removedNetns, ...(removedHostLink ? [`${prefix}-h`] : [])].join(', ')}` : `nothing to remove for lab "${prefix}"`);
   return { removedNetns, removedHostLink };
@@ -146,6 +169,8 @@ export interface NodeStatus {
   linkUp: boolean;
   reachable: boolean;
   rttMs?: number;
+  /** What the node's meshd says about itself, if it answers. */
+  daemon?: { nodeId: string; role: string; raft?: string };
   problem?: string;
 }
 
@@ -186,6 +211,16 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
     }
     return s;
   });
+  await Promise.all(
+    nodes.map(async (s) => {
+      try {
+        const info = await call<{ nodeId: string; cluster: { role: string } | null; raft: { role: string; leader: string } | null }>({ socketPath: nodeSocketPath(s.netns), display: s.netns }, 'GET', '/v1/info', undefined, 1000);
+        s.daemon = { nodeId: info.nodeId, role: info.cluster?.role ?? 'not in a cluster', ...(info.raft ? { raft: info.raft.role } : {}) };
+      } catch {
+        // no daemon on this node
+      }
+    }),
+  );
   const expected = new Set([plan.underlayNetns, ...plan.nodes.map((n) => n.netns)]);
   return { prefix, up: true, subnet: plan.subnet, hostAddress: plan.hostAddress, nodes, leftovers: found.netns.filter((n) => !expected.has(n)) };
 }
@@ -210,7 +245,31 @@ export function labRun(netns: string, argv: string[], timeoutMs = 10_000): Promi
   });
 }
 
-/** Where a lab node's meshd listens for meshctl (the daemon arrives with the Raft issue). */
-export function nodeSocketPath(netns: string): string {
-  return `/run/meshd/${netns}/meshd.sock`;
+export { nodeSocketPath };
+
+/** `swarm init` on n1, then join the others with tokens, as a user would. */
+async function formCluster(plan: LabPlan, managers: number, progress: Progress): Promise<void> {
+  const t0 = Date.now();
+  const sock = (ns: string) => ({ socketPath: nodeSocketPath(ns), display: `unix://${nodeSocketPath(ns)}` });
+  const first = plan.nodes[0]!;
+  await call(sock(first.netns), 'POST', '/v1/swarm/init', { advertiseAddr: first.address });
+  const tokens = {
+    manager: (await call<{ token: string }>(sock(first.netns), 'GET', '/v1/swarm/join-token/manager')).token,
+    worker: (await call<{ token: string }>(sock(first.netns), 'GET', '/v1/swarm/join-token/worker')).token,
+  };
+  progress(`swarm init on ${first.name} (${first.address})`);
+  // Managers one at a time (one membership change at a time), then workers in parallel.
+  for (const n of plan.nodes.slice(1, managers)) {
+    await call(sock(n.netns), 'POST', '/v1/swarm/join', { remoteAddr: `${first.address}:2377`, token: tokens.manager, advertiseAddr: n.address }, 60_000);
+    progress(`${n.name} joined as a manager`);
+  }
+  await Promise.all(
+    plan.nodes.slice(managers).map(async (n) => {
+      await call(sock(n.netns), 'POST', '/v1/swarm/join', { remoteAddr: `${first.address}:2377`, token: tokens.worker, advertiseAddr: n.address }, 60_000);
+      progress(`${n.name} joined as a worker`);
+    }),
+  );
+  progress(`cluster formed: ${managers} managers, ${plan.nodes.length - managers} workers in ${Date.now() - t0} ms`);
 }
+
+export { nodeRunDir };
