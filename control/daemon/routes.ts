@@ -2,7 +2,7 @@
 // other nodes on 2377 (join, heartbeats, requests forwarded to the leader).
 import { z } from 'zod';
 import { ApiError } from '../api/http.js';
-import { newToken } from './tokens.js';
+import { newId, newToken } from './tokens.js';
 import { Daemon, stripMeta } from './daemon.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
@@ -143,6 +143,45 @@ export function registerRoutes(d: Daemon): void {
     { remote: true },
   );
 
+  // ---- configs ----
+  r.on(
+    'PUT',
+    '/v1/configs/:name',
+    async (req) => {
+      const name = ConfigName.parse(req.params.name);
+      const body = ConfigBody.parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      const { clusterKey: _k, ...put } = body;
+      return d.onLeader('PUT', req.path, put, () => wrap(putConfig(d, name, put)));
+    },
+    { remote: true },
+  );
+
+  r.on('GET', '/v1/configs', async () => {
+    await wrap(d.requireManager().linearizableRead());
+    return d.requireManager().store.list('config').map((c) => ({ id: c.id, name: c.name, size: Buffer.from(c.data, 'base64').length, labels: c.labels, createdAt: c.meta.createdAt, updatedAt: c.meta.updatedAt, version: c.meta.version }));
+  });
+
+  r.on('GET', '/v1/configs/:name', async (req) => {
+    await wrap(d.requireManager().linearizableRead());
+    return findConfig(d, req.params.name!);
+  });
+
+  r.on(
+    'POST',
+    '/v1/configs/:name/rm',
+    async (req) => {
+      const body = z.object({ clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      return d.onLeader('POST', req.path, {}, async () => {
+        const c = findConfig(d, req.params.name!);
+        await wrap(d.requireManager().propose([{ op: 'delete', kind: 'config', id: c.id }]));
+        return { removed: c.name };
+      });
+    },
+    { remote: true },
+  );
+
   // ---- node to manager ----
   r.on(
     'POST',
@@ -179,6 +218,37 @@ export function registerRoutes(d: Daemon): void {
     },
     { remote: true },
   );
+}
+
+const ConfigName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'config names are 1-64 letters, digits, . _ -, starting with a letter or digit');
+const ConfigBody = z
+  .object({
+    data: z.string().max(1 << 20, 'config data is limited to 1 MiB (base64)'),
+    labels: z.record(labelKey, z.string().max(1024)).optional(),
+    /** create: fail if it exists; update: fail if it does not; default: either */
+    mode: z.enum(['create', 'update', 'upsert']).optional(),
+    clusterKey: z.string().optional(),
+  })
+  .strict();
+
+function findConfig(d: Daemon, ref: string): Stored<'config'> {
+  const list = d.requireManager().store.list('config');
+  const c = list.find((x) => x.name === ref) ?? list.find((x) => x.id === ref);
+  if (!c) throw new ApiError(404, 'not-found', `no config "${ref}" (meshctl config ls lists them)`);
+  return c;
+}
+
+async function putConfig(d: Daemon, name: string, put: { data: string; labels?: Record<string, string>; mode?: 'create' | 'update' | 'upsert' }): Promise<{ id: string; name: string; version: number }> {
+  const m = d.requireManager();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(put.data)) throw new ApiError(400, 'invalid', 'config data must be base64');
+  const existing = m.store.list('config').find((x) => x.name === name);
+  const mode = put.mode ?? 'upsert';
+  if (existing && mode === 'create') throw new ApiError(409, 'exists', `config "${name}" already exists (use \`meshctl config update\`)`);
+  if (!existing && mode === 'update') throw new ApiError(404, 'not-found', `no config "${name}" (use \`meshctl config create\`)`);
+  const id = existing?.id ?? newId();
+  const object = { id, name, data: put.data, labels: put.labels ?? existing?.labels ?? {} };
+  const r = await m.propose([existing ? { op: 'update', kind: 'config', object } : { op: 'create', kind: 'config', object }]);
+  return { id, name, version: r.version };
 }
 
 async function updateNode(d: Daemon, ref: string, change: { availability?: 'active' | 'pause' | 'drain'; role?: 'manager' | 'worker'; labelAdd?: Record<string, string>; labelRm?: string[] }): Promise<{ id: string; version: number }> {

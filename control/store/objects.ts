@@ -40,11 +40,21 @@ export interface NodeObject {
   manager?: { raftAddr: string; reachable?: boolean };
 }
 
+/** A named blob (like `docker config`, but updatable in place, like a Kubernetes ConfigMap). */
+export interface ConfigObject {
+  id: string;
+  name: string;
+  /** base64 */
+  data: string;
+  labels: Record<string, string>;
+}
+
 export interface KindMap {
   cluster: ClusterObject;
   node: NodeObject;
+  config: ConfigObject;
 }
 export type Kind = keyof KindMap;
-export const KINDS: readonly Kind[] = ['cluster', 'node'];
+export const KINDS: readonly Kind[] = ['cluster', 'node', 'config'];
 
 export type Stored<K extends Kind> = KindMap[K] & { meta: Meta };
