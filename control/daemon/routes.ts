@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ApiError } from '../api/http.js';
 import { newId, newToken } from './tokens.js';
 import { Daemon, stripMeta } from './daemon.js';
+import { ManagerError } from '../manager/manager.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
 const addr = z.string().min(1).max(300);
@@ -253,27 +254,34 @@ async function putConfig(d: Daemon, name: string, put: { data: string; labels?: 
 
 async function updateNode(d: Daemon, ref: string, change: { availability?: 'active' | 'pause' | 'drain'; role?: 'manager' | 'worker'; labelAdd?: Record<string, string>; labelRm?: string[] }): Promise<{ id: string; version: number }> {
   const m = d.requireManager();
-  const n = findNode(d, ref);
-  const next: NodeObject = { ...stripMeta(n), labels: { ...n.labels, ...(change.labelAdd ?? {}) } };
+  const before = findNode(d, ref);
   for (const k of change.labelRm ?? []) {
-    if (!(k in next.labels)) throw new ApiError(400, 'invalid', `node ${n.hostname} has no label "${k}"`);
-    delete next.labels[k];
+    if (!(k in before.labels)) throw new ApiError(400, 'invalid', `node ${before.hostname} has no label "${k}"`);
   }
-  if (change.availability) next.availability = change.availability;
-  if (change.role && change.role !== n.role) {
-    const st = m.status();
-    if (change.role === 'worker') {
-      const voters = st.voters.filter((v) => v !== n.id);
-      if (voters.length === 0) throw new ApiError(409, 'last-manager', `node ${n.hostname} is the last manager: promote another node first`);
-      await m.removeManager(n.id);
-      delete next.manager;
-    } else {
-      next.manager = { raftAddr: n.addr };
+  // Raft membership first (it takes a while); the object is then read fresh, below.
+  if (change.role === 'worker' && before.role === 'manager') {
+    const voters = m.status().voters.filter((v) => v !== before.id);
+    if (voters.length === 0) throw new ApiError(409, 'last-manager', `node ${before.hostname} is the last manager: promote another node first`);
+    await m.removeManager(before.id);
+  }
+  // Read-modify-write with compare-and-set; other writers (the leader's node monitor) may race us.
+  for (let attempt = 0; ; attempt++) {
+    const n = findNode(d, before.id);
+    const next: NodeObject = { ...stripMeta(n), labels: { ...n.labels, ...(change.labelAdd ?? {}) } };
+    for (const k of change.labelRm ?? []) delete next.labels[k];
+    if (change.availability) next.availability = change.availability;
+    if (change.role && change.role !== n.role) {
+      next.role = change.role;
+      if (change.role === 'worker') delete next.manager;
+      else next.manager = { raftAddr: n.addr };
     }
-    next.role = change.role;
+    try {
+      const r = await m.propose([{ op: 'update', kind: 'node', object: next, version: n.meta.version }]);
+      return { id: n.id, version: r.version };
+    } catch (e) {
+      if (!(e instanceof ManagerError && e.code === 'conflict') || attempt >= 5) throw e;
+    }
   }
-  const r = await m.propose([{ op: 'update', kind: 'node', object: next, version: n.meta.version }]);
-  return { id: n.id, version: r.version };
 }
 
 async function removeNode(d: Daemon, ref: string, force: boolean): Promise<{ removed: string }> {

@@ -197,3 +197,39 @@ t.test('workers: a dead worker is marked Down within the heartbeat budget; bad t
   t.match((await lab.on('n2', 'swarm', 'join', '--token', tok, '198.19.44.11:2377')).stderr, /secret does not match/);
   t.equal((await lab.on('n2', 'swarm', 'join', '--token', rot.stdout.trim(), '198.19.44.11:2377')).code, 0);
 });
+
+t.test('promote a worker to manager and demote it again', async (t) => {
+  const lab = await up(t, 'e', 3, 1, 45);
+  t.equal((await lab.on('n1', 'node', 'promote', 'n2')).code, 0);
+  const deadline = Date.now() + 20_000;
+  let row: NodeRow | undefined;
+  while (Date.now() < deadline) {
+    row = (await lab.nodes('n1')).find((n) => n.hostname === 'n2');
+    if (row?.managerStatus === 'Reachable') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(row?.managerStatus, 'Reachable', 'n2 became a voting manager');
+  // n2 now serves manager commands itself.
+  const ls = await lab.on('n2', 'node', 'ls', '--format', 'json');
+  t.equal(ls.code, 0, ls.stderr);
+  t.equal((JSON.parse(ls.stdout) as NodeRow[]).length, 3);
+  const info = JSON.parse((await lab.on('n2', 'node', 'inspect', 'n2')).stdout) as { role: string };
+  t.equal(info.role, 'manager');
+  // The last manager cannot be demoted; n2 can.
+  const dem = await lab.on('n1', 'node', 'demote', 'n2');
+  t.equal(dem.code, 0, dem.stderr);
+  const until = Date.now() + 20_000;
+  let refused = '';
+  while (Date.now() < until) {
+    const r = await lab.on('n2', 'node', 'ls');
+    if (r.code !== 0 && /this node is a worker/.test(r.stderr)) {
+      refused = r.stderr;
+      break;
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  t.match(refused, /this node is a worker/, 'n2 is a worker again');
+  const last = await lab.on('n1', 'node', 'demote', 'n1');
+  t.not(last.code, 0);
+  t.match(last.stderr, /last manager/);
+});
