@@ -49,12 +49,98 @@ export interface ConfigObject {
   labels: Record<string, string>;
 }
 
+// ---- services and tasks (swarmkit's model) ----
+
+export type RestartCondition = 'none' | 'on-failure' | 'any';
+export type FailureAction = 'pause' | 'continue' | 'rollback';
+export type UpdateOrder = 'stop-first' | 'start-first';
+
+export interface UpdateConfig {
+  parallelism: number; // tasks replaced at once; 0 = all
+  delayMs: number; // between batches
+  failureAction: FailureAction;
+  monitorMs: number; // how long a new task must keep running to count as a success
+  maxFailureRatio: number; // 0..1 of updated tasks that may fail before failureAction
+  order: UpdateOrder;
+}
+
+export interface PortConfig {
+  published: number;
+  target: number;
+  protocol: 'tcp' | 'udp';
+  mode: 'ingress' | 'host';
+}
+
+export interface TaskSpec {
+  runtime: 'netns' | 'docker';
+  /** netns: argv of the command; docker: optional command override */
+  command?: string[];
+  image?: string; // docker
+  env?: Record<string, string>;
+  /** reservations the scheduler accounts for */
+  resources?: { nanoCpus?: number; memoryBytes?: number };
+  restart: { condition: RestartCondition; delayMs: number; maxAttempts: number; windowMs: number };
+  placement: {
+    /** e.g. "node.labels.zone==a", "node.role!=manager", "node.hostname==n1", "node.id==ID" */
+    constraints: string[];
+    /** spread over the values of a node label, e.g. "node.labels.zone" */
+    preferences: { spread: string }[];
+  };
+}
+
+export interface ServiceSpec {
+  name: string;
+  mode: 'replicated' | 'global';
+  replicas: number; // replicated mode
+  task: TaskSpec;
+  networks: { target: string; aliases: string[] }[];
+  endpoint: { mode: 'vip' | 'dnsrr'; ports: PortConfig[] };
+  update: UpdateConfig;
+  rollback: UpdateConfig;
+}
+
+export type UpdateState = 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
+
+export interface ServiceObject {
+  id: string;
+  spec: ServiceSpec;
+  /** the spec before the last update: what `service rollback` returns to */
+  previousSpec?: ServiceSpec;
+  /** bumps on every spec change; tasks record the version they were made from */
+  specVersion: number;
+  updateStatus?: { state: UpdateState; startedAt: string; completedAt?: string; message: string };
+}
+
+export type TaskState =
+  | 'new' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'starting' | 'running'
+  | 'complete' | 'failed' | 'shutdown' | 'rejected' | 'orphaned';
+
+export interface TaskObject {
+  id: string;
+  serviceId: string;
+  /** replicated services: the replica slot (1..replicas); global: 0 */
+  slot: number;
+  /** set by the scheduler (replicated) or at creation (global) */
+  nodeId?: string;
+  specVersion: number;
+  spec: TaskSpec;
+  desiredState: 'running' | 'shutdown' | 'remove';
+  status: { state: TaskState; message: string; timestamp: string; exitCode?: number; err?: string };
+  /** why a pending task could not be placed */
+  pendingReason?: string;
+  /** addresses on each network, from the allocator */
+  networks: { network: string; addresses: string[] }[];
+  createdAt: string;
+}
+
 export interface KindMap {
   cluster: ClusterObject;
   node: NodeObject;
   config: ConfigObject;
+  service: ServiceObject;
+  task: TaskObject;
 }
 export type Kind = keyof KindMap;
-export const KINDS: readonly Kind[] = ['cluster', 'node', 'config'];
+export const KINDS: readonly Kind[] = ['cluster', 'node', 'config', 'service', 'task'];
 
 export type Stored<K extends Kind> = KindMap[K] & { meta: Meta };
