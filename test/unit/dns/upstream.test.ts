@@ -132,11 +132,10 @@ t.test('a stalled upstream never stalls cluster names', async (t) => {
   const server = new DnsServer({ table: fixtureTable(), forwarder: fwd });
   const waits: Promise<Buffer>[] = [];
   for (let i = 0; i < 200; i++) waits.push(new Promise((res) => server.handle([NET.app], q(`x${i}.example`).raw, 'udp', res)));
-  const t0 = performance.now();
   let got: Buffer | null = null;
   server.handle([NET.app], q('web').raw, 'udp', (b) => (got = b));
+  // The callback ran before handle() returned: 200 queries stuck upstream cannot delay it.
   t.ok(got, 'answered synchronously');
-  t.ok(performance.now() - t0 < 5);
   t.equal(Packet.parse(got!).answers[0]!.address, '10.0.1.2');
   const later = await Promise.all(waits);
   t.ok(later.every((b) => (b[3]! & 0xf) === RCODE.SERVFAIL));
