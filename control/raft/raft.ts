@@ -642,8 +642,14 @@ export class Raft {
   /** Install a leader's snapshot; false if it is stale or our log already contains it. */
   private restore(s: Snapshot): boolean {
     if (s.meta.index <= this.log.committed) return false;
-    const inConf = s.meta.conf.voters.includes(this.id) || s.meta.conf.learners.includes(this.id);
-    if (!inConf) return false; // a snapshot that excludes us would leave us without a config
+    // The snapshot's config may not list us: the leader's latest snapshot can predate our own conf
+    // change (e.g. a learner added after the last compaction). It is still committed state newer than
+    // ours, and the only way to catch up (the entries before it are gone), so install it; our conf
+    // entry follows in the log and puts us back in the config once applied. Meanwhile we are outside
+    // our own config, like any node that has not yet applied its addition: not promotable, so we never
+    // campaign. (etcd-io/raft refuses such a snapshot, assuming the application always snapshots the
+    // current config; refusing it here left a new learner stuck forever until the leader's application
+    // happened to take a newer snapshot, which a quiet cluster never does.)
     if (this.log.matchTerm(s.meta.index, s.meta.term)) {
       // we have the entries: just learn that they are committed
       this.log.commitTo(s.meta.index);

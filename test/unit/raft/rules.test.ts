@@ -238,6 +238,46 @@ t.test('membership: learners replicate but do not vote; promotion waits until ca
   t.same(a.raft.confState(), { voters: ['a', 'b', 'c', 'd'], learners: [] });
 });
 
+t.test('membership: a learner added after the last compaction installs the older snapshot and catches up', async (t) => {
+  // The leader's latest snapshot predates the learner's own addLearner entry, so its config does not
+  // list the learner, and the entries the learner needs before it are compacted away. No new writes
+  // arrive, so no newer snapshot is ever taken: the learner must accept this one, then the entries.
+  const net = three();
+  net.campaign('a');
+  for (let i = 0; i < 10; i++) net.propose('a', `v${i}`);
+  const a = net.node('a');
+  const applied = a.rn.raft.log.applied;
+  a.disk.createSnapshot(applied, a.rn.raft.confState(), new TextEncoder().encode('STATE'));
+  a.disk.compact(applied);
+  net.add('d', null);
+  net.sent = [];
+  t.ok(a.rn.proposeConfChange({ type: 'addLearner', node: 'd' }));
+  net.process('a');
+  net.deliverAll();
+  t.same(a.rn.raft.confState().learners, ['d']);
+  t.notOk(a.disk.snapshot().meta.conf.learners.includes('d'), "the leader's snapshot predates d");
+  for (let i = 0; i < 30; i++) {
+    net.tick('a');
+    net.deliverAll();
+  }
+  const d = net.node('d');
+  t.equal(net.sent.filter((m) => m.type === 'snap' && m.to === 'd').length, 1, 'one snapshot is enough');
+  t.equal(d.disk.snapshot().meta.index, applied, 'd installed the snapshot');
+  t.equal(text(d.disk.snapshot().data), 'STATE');
+  t.equal(d.rn.raft.log.applied, a.rn.raft.log.committed, 'd applied everything after it');
+  t.same(d.rn.raft.confState(), { voters: ['a', 'b', 'c'], learners: ['d'] }, 'its own addLearner put d in its config');
+  t.equal(d.rn.raft.promotable(), false, 'a learner never campaigns');
+  t.ok(a.rn.proposeConfChange({ type: 'addVoter', node: 'd' }), 'caught up: promotion accepted');
+  net.process('a');
+  net.deliverAll();
+  net.tick('a');
+  net.deliverAll();
+  t.same(d.rn.raft.confState(), { voters: ['a', 'b', 'c', 'd'], learners: [] });
+  t.equal(d.rn.raft.promotable(), true);
+  net.propose('a', 'after');
+  t.equal(text(d.applied[d.applied.length - 1]!), 'after', 'replication to d continues');
+});
+
 t.test('membership: one change at a time', async (t) => {
   const net = three();
   net.campaign('a');

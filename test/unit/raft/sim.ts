@@ -108,6 +108,7 @@ export function runSim(o: SimOptions): SimResult {
   let clock = 0; // history event order
   const buckets: Message[][] = [];
   const partitionOf = new Map<NodeId, number>();
+  const faultEnd = o.ticks * SUB; // sub-step where the faults stop and settling starts
   let partitionUntil = 0;
   const down = new Map<NodeId, number>(); // crashed node -> restart sub-step
 
@@ -118,6 +119,9 @@ export function runSim(o: SimOptions): SimResult {
   const prevTermOf = new Map<string, number>(); // `${index}:${term}` -> term of index-1
   const committed: string[] = []; // index -> `${term}:${content}` (index 0 unused)
   const appliedAnywhere = new Set<string>(); // op ids applied by some node
+  // Cluster membership as of the newest applied conf change: what a client's member list would say.
+  let membersAt = 0;
+  let members = new Set<NodeId>();
   const history: MutableOp[] = [];
 
   const fail = (what: string): never => {
@@ -172,7 +176,7 @@ export function runSim(o: SimOptions): SimResult {
       let delay = 1 + int(3);
       if (chance(0.05)) delay += int(30); // occasional long delay: reordering
       (buckets[now + delay] ??= []).push(m);
-      if (chance(o.dup)) (buckets[now + 1 + int(40)] ??= []).push(m);
+      if (now < faultEnd && chance(o.dup)) (buckets[now + 1 + int(40)] ??= []).push(m);
     }
   };
 
@@ -221,7 +225,11 @@ export function runSim(o: SimOptions): SimResult {
     } else if (prev !== c) fail(`state machine safety: ${n.id} applied ${c} at ${e.index}, others ${prev}`);
     if (e.type === 'conf') {
       const cc = decodeConfChange(e.data);
-      n.raft!.applyConfChange(cc);
+      const cs = n.raft!.applyConfChange(cc);
+      if (e.index > membersAt) {
+        membersAt = e.index;
+        members = new Set([...cs.voters, ...cs.learners]);
+      }
       if (cc.type !== 'remove' && !nodes.has(cc.node)) addNode(cc.node, false);
       return;
     }
@@ -313,7 +321,10 @@ export function runSim(o: SimOptions): SimResult {
     const n = nodes.get(m.to);
     if (!n || !n.raft) return;
     if (!reachable(m.from, m.to)) return;
-    if (chance(o.loss)) return;
+    // Loss stops when the faults do: liveness is checked after healing. (Under steady loss a leader
+    // is only elected with some probability per election timeout, lower still with 4 voters, which
+    // need 2 of 3 peers per round trip; a fixed deadline then fails now and then by chance alone.)
+    if (now < faultEnd && chance(o.loss)) return;
     n.raft.step(m);
     process(n);
   };
@@ -348,7 +359,10 @@ export function runSim(o: SimOptions): SimResult {
     // give up on a request (it stays in the history with no response)
     clients[c] = null;
     if (!chance(0.3)) return;
-    const live = [...nodes.values()].filter((n) => n.raft);
+    // Clients talk to current members only, as a real client's member list would have it. A removed
+    // node keeps running here (it may never learn of its removal, and must not disrupt the cluster),
+    // but it no longer receives the log: a request it forwards can commit yet never complete there.
+    const live = [...nodes.values()].filter((n) => n.raft && members.has(n.id));
     if (!live.length) return;
     const n = live[int(live.length)]!;
     const id = `c${c}-${++opSeq}`;
@@ -408,9 +422,9 @@ export function runSim(o: SimOptions): SimResult {
   // ---- main loop ----
   try {
     for (const id of founders) addNode(id, true);
-    const faultEnd = o.ticks * SUB;
     const end = faultEnd + 150 * SUB;
     let completedBeforeEnd = -1;
+    let commitBeforeEnd = 0;
     for (now = 0; now < end; now++) {
       const faulty = now < faultEnd;
       if (!faulty && now === faultEnd) {
@@ -474,11 +488,20 @@ export function runSim(o: SimOptions): SimResult {
         for (const m of due) deliver(m);
         delete buckets[now];
       }
-      if (now === end - 100 * SUB) completedBeforeEnd = stats.completed;
+      if (now === end - 100 * SUB) {
+        completedBeforeEnd = stats.completed;
+        commitBeforeEnd = leader()?.raft!.raft.log.committed ?? 0;
+      }
     }
     // Liveness after healing: a leader exists and client requests complete again
-    if (!leader()) fail('no leader after settling');
+    const l = leader();
+    if (!l) fail('no leader after settling');
     if (stats.completed === completedBeforeEnd) fail('no client request completed in the last 100 ticks of settling');
+    // ... and every member, learners included, catches up (e.g. one that joined after the last compaction)
+    for (const id of l!.raft!.raft.prs.keys()) {
+      const m = nodes.get(id);
+      if (!m || m.applied < commitBeforeEnd) fail(`member ${id} applied ${m?.applied ?? 0}, behind the commit index ${commitBeforeEnd} of 100 ticks before`);
+    }
     const ops: Op[] = history
       .filter((h) => !h.failed)
       .filter((h) => h.ret !== Infinity || (h.kind === 'put' && appliedAnywhere.has(h.id)))
