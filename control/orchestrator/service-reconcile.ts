@@ -82,6 +82,7 @@ function slotPass(p: ServicePass, sl: Slot): void {
         p.changes.wake(d.at);
       } else {
         givenUp = true;
+        sl.givenUp = t;
         if (d.retryAt !== undefined) p.changes.wake(d.retryAt);
       }
       continue;

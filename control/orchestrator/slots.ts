@@ -19,6 +19,8 @@ export interface Slot {
   leave?: { why: string; orphan: boolean };
   /** set by the slot pass: a replacement is on its way (restart delay, or an old task still stopping) */
   waiting?: boolean;
+  /** set by the slot pass: its task ended and the restart policy gave up (the update may retry it) */
+  givenUp?: TaskObject;
 }
 
 const constraintCache = new WeakMap<readonly string[], Constraint[] | null>();

@@ -51,6 +51,8 @@ export function runUpdate(p: ServicePass, slots: readonly Slot[]): void {
     const old: TaskObject[] = [];
     const fresh: TaskObject[] = [];
     for (const t of live) (sameTaskSpec(t.spec, spec) ? fresh : old).push(t);
+    // a slot whose old-spec task ended for good still deserves the new spec
+    if (live.length === 0 && sl.givenUp && !sameTaskSpec(sl.givenUp.spec, spec)) old.push(sl.givenUp);
     views.push({ sl, live, old, fresh });
   }
 
