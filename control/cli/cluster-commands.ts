@@ -69,6 +69,18 @@ export function swarmCommand(target: TargetFn): Command {
     });
 
   swarm
+    .command('update')
+    .description('change cluster settings')
+    .option('--rotate-gossip-key', 'rotate the gossip encryption key now (add everywhere, then switch, then drop the oldest)')
+    .addOption(formatOption())
+    .action(async (o: { rotateGossipKey?: boolean; format: Format }) => {
+      if (!o.rotateGossipKey) throw new Error('nothing to update: pass --rotate-gossip-key');
+      const r = await call<{ ids: string[]; primary: string }>(target(), 'POST', '/v1/swarm/rotate-gossip-key', {}, 60_000);
+      if (o.format === 'json') return printJson(r);
+      console.log(`Gossip key rotated: primary ${r.primary}, ring ${r.ids.join(', ')}.`);
+    });
+
+  swarm
     .command('join-token')
     .description('show (or --rotate) the token to join as a worker or manager')
     .argument('<role>', 'worker or manager')

@@ -13,11 +13,15 @@ import { forceNewCluster } from '../manager/force-new-cluster.js';
 import { checkToken, clusterDigest, newId, newToken, parseToken, type TokenRole } from './tokens.js';
 import type { NodeObject, ClusterObject, Stored } from '../store/objects.js';
 import { registerRoutes } from './routes.js';
+import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
+import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
 
 export interface DaemonOptions {
   stateDir: string;
   socketPath: string;
   hostname?: string;
+  /** Gossip port (default 7946). */
+  gossipPort?: number;
   /** Raft timing (ms); Swarm's are 1 s ticks, ours default to 100 ms heartbeat / 1 s election. */
   tickMs?: number;
   raftHeartbeatMs?: number;
@@ -65,6 +69,10 @@ export class Daemon {
   readonly lastSeen = new Map<string, number>();
   private leaderSince = 0;
   readonly router = new Router();
+  gossip: GossipAgent | undefined;
+  /** Leader only: the gossip keys each node last reported. */
+  readonly nodeKeys = new Map<string, { ids: string[]; primary: string }>();
+  private rotating: Promise<GossipKeys> | undefined;
   readonly log: (line: string) => void;
   private busy: Promise<unknown> = Promise.resolve();
 
@@ -132,10 +140,13 @@ export class Daemon {
       this.manager.start();
     }
     if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
+    if (!this.gossip) this.gossip = new GossipAgent(this.identity.nodeId, splitHostPort(c.advertiseAddr)[0], this.log, this.o.gossipPort);
     this.startHeartbeats();
   }
 
-  private async stopClusterRuntime(): Promise<void> {
+  private async stopClusterRuntime(graceful = false): Promise<void> {
+    await this.gossip?.stop(graceful);
+    this.gossip = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;
@@ -238,10 +249,12 @@ export class Daemon {
       this.manager.start();
       this.saveIdentity();
       await this.startClusterRuntime();
+      await sodiumReady();
       const cluster: ClusterObject = {
         id: clusterId,
         name: 'default',
-        spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100 },
+        gossip: { keys: [Buffer.from(generateKey()).toString('base64')], primary: 0, rotatedAt: new Date().toISOString() },
+        spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000 },
         secrets: { tokens: { worker: newToken(clusterId), manager: newToken(clusterId) }, clusterKey },
       };
       await this.manager.propose([
@@ -322,7 +335,7 @@ export class Daemon {
           await this.manager.removeManager(this.identity.nodeId, 5000).catch((e: Error) => this.log(`leave: could not remove this manager from Raft: ${e.message}`));
         }
       }
-      await this.stopClusterRuntime();
+      await this.stopClusterRuntime(true);
       const id = c.clusterId;
       delete this.identity.cluster;
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
@@ -368,6 +381,7 @@ export class Daemon {
         const reply = await this.sendHeartbeat();
         if (reply && Object.keys(reply.managers).length) c.managers = reply.managers;
         if (reply?.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
+        if (reply?.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
       } catch {
         // the next beat tries another manager
       }
@@ -408,9 +422,10 @@ export class Daemon {
 
   private async sendHeartbeat(): Promise<HeartbeatReply | undefined> {
     const c = this.identity.cluster!;
-    const body = { nodeId: this.identity.nodeId };
+    const keys = this.gossip?.keyState();
+    const body = { nodeId: this.identity.nodeId, ...(keys ? { gossip: keys } : {}) };
     if (this.manager) {
-      if (this.manager.isLeader()) return this.recordHeartbeat(body.nodeId);
+      if (this.manager.isLeader()) return this.recordHeartbeat(body.nodeId, keys);
       const st = this.manager.status();
       const addr = st.leader ? st.members[st.leader] : undefined;
       if (!addr) return undefined;
@@ -425,13 +440,79 @@ export class Daemon {
   }
 
   /** Leader: note a heartbeat; tells the node the managers to fail over to and its current role. */
-  recordHeartbeat(nodeId: string): HeartbeatReply {
+  recordHeartbeat(nodeId: string, keys?: { ids: string[]; primary: string }): HeartbeatReply {
     this.lastSeen.set(nodeId, Date.now());
+    if (keys) this.nodeKeys.set(nodeId, keys);
     const n = this.requireManager().store.get('node', nodeId);
-    const reply: HeartbeatReply = { managers: this.managerAddrs() };
+    const g = this.requireManager().store.list('cluster')[0]?.gossip;
+    const reply: HeartbeatReply = { managers: this.managerAddrs(), ...(g ? { gossip: g } : {}) };
     if (n) reply.role = n.role;
     if (n?.role === 'manager') reply.clusterKey = this.secrets().clusterKey;
     return reply;
+  }
+
+  /**
+   * Leader: rotate the gossip key without losing a packet. 1) add the new key to the ring (dropping
+   * one two rotations old, which nobody sends with) and wait until every live node holds it; 2) make
+   * it primary and wait until every live node sends with it.
+   */
+  rotateGossipKey(timeoutMs = 30_000): Promise<GossipKeys> {
+    this.rotating ??= this.doRotate(timeoutMs).finally(() => (this.rotating = undefined));
+    return this.rotating;
+  }
+
+  private async doRotate(timeoutMs: number): Promise<GossipKeys> {
+    await sodiumReady();
+    const c = this.cluster();
+    const g = c.gossip;
+    if (!g) throw new ApiError(500, 'internal', 'cluster has no gossip keys');
+    const primaryKey = g.keys[g.primary]!;
+    let keys = [...g.keys];
+    while (keys.length >= MAX_GOSSIP_KEYS) {
+      const drop = keys.findIndex((k) => k !== primaryKey);
+      keys.splice(drop, 1);
+    }
+    const fresh = Buffer.from(generateKey()).toString('base64');
+    keys = [...keys, fresh];
+    const freshId = hexId(keyId(Buffer.from(fresh, 'base64')));
+    const phase1: GossipKeys = { keys, primary: keys.indexOf(primaryKey), rotatedAt: g.rotatedAt };
+    await this.updateCluster((cl) => ({ ...cl, gossip: phase1 }));
+    this.log(`gossip: rotation: added key ${freshId}; waiting for every live node to hold it`);
+    await this.waitForKeys((k) => k.ids.includes(freshId), `hold key ${freshId}`, timeoutMs);
+    const phase2: GossipKeys = { keys, primary: keys.length - 1, rotatedAt: new Date().toISOString() };
+    await this.updateCluster((cl) => ({ ...cl, gossip: phase2 }));
+    await this.waitForKeys((k) => k.primary === freshId, `send with key ${freshId}`, timeoutMs);
+    this.log(`gossip: rotation done: primary ${freshId}, ring ${gossipKeyIds(phase2).ids.join(',')}`);
+    return phase2;
+  }
+
+  private async updateCluster(fn: (c: ClusterObject) => ClusterObject): Promise<void> {
+    const m = this.requireManager();
+    for (let attempt = 0; ; attempt++) {
+      const c = this.cluster();
+      try {
+        await m.propose([{ op: 'update', kind: 'cluster', object: fn(stripMeta(c)), version: c.meta.version }]);
+        return;
+      } catch (e) {
+        if (!(e instanceof ManagerError && e.code === 'conflict') || attempt >= 5) throw Daemon.toApiError(e);
+      }
+    }
+  }
+
+  private async waitForKeys(ok: (k: { ids: string[]; primary: string }) => boolean, what: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.requireManager();
+      const spec = m.store.list('cluster')[0]?.spec;
+      const fresh = (spec?.heartbeatPeriodMs ?? 1000) * 2;
+      const live = m.store.list('node').filter((n) => n.state === 'ready' && Date.now() - (this.lastSeen.get(n.id) ?? 0) < fresh);
+      const behind = live.filter((n) => !ok(this.nodeKeys.get(n.id) ?? { ids: [], primary: '' }));
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new ApiError(503, 'rotation-stalled', `gossip key rotation stopped: ${behind.length} live nodes did not ${what} within ${timeoutMs} ms (${behind.map((n) => n.hostname).join(', ')}); the ring is consistent, run the rotation again once they are back`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   private monitoring = false;
@@ -452,6 +533,10 @@ export class Daemon {
     }
     const spec = m.store.list('cluster')[0]?.spec;
     if (!spec) return;
+    const g = m.store.list('cluster')[0]?.gossip;
+    if (g && spec.gossipKeyRotationMs && now - Date.parse(g.rotatedAt) > spec.gossipKeyRotationMs && !this.rotating) {
+      void this.rotateGossipKey().catch((e: Error) => this.log(`gossip: periodic rotation: ${e.message}`));
+    }
     const deadline = spec.heartbeatPeriodMs * spec.heartbeatGrace;
     this.monitoring = true;
     try {
@@ -482,6 +567,7 @@ export class Daemon {
 
 export interface HeartbeatReply {
   managers: Record<string, string>;
+  gossip?: GossipKeys;
   role?: 'manager' | 'worker';
   clusterKey?: string;
 }

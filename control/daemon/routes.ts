@@ -5,6 +5,7 @@ import { ApiError } from '../api/http.js';
 import { newId, newToken } from './tokens.js';
 import { Daemon, stripMeta } from './daemon.js';
 import { ManagerError } from '../manager/manager.js';
+import { gossipKeyIds } from './gossip.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
 const addr = z.string().min(1).max(300);
@@ -14,7 +15,8 @@ const JoinBody = z.object({ remoteAddr: addr, token: z.string().min(1), advertis
 const LeaveBody = z.object({ force: z.boolean().optional() }).strict();
 const ClusterJoinBody = z.object({ token: z.string(), nodeId: z.string().regex(/^[0-9a-z]{25}$/), hostname: z.string().min(1).max(255), addr }).strict();
 const AddManagerBody = z.object({ nodeId: z.string(), addr, clusterKey: z.string() }).strict();
-const HeartbeatBody = z.object({ nodeId: z.string() }).strict();
+const KeyState = z.object({ ids: z.array(z.string().max(16)).max(3), primary: z.string().max(16) }).strict();
+const HeartbeatBody = z.object({ nodeId: z.string(), gossip: KeyState.optional() }).strict();
 const labelKey = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'label keys are letters, digits, . _ - (at most 128)');
 const NodeUpdateBody = z
   .object({
@@ -144,6 +146,50 @@ export function registerRoutes(d: Daemon): void {
     { remote: true },
   );
 
+  // ---- gossip ----
+  r.on(
+    'POST',
+    '/v1/swarm/rotate-gossip-key',
+    async (req) => {
+      const body = z.object({ clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      return d.onLeader('POST', req.path, {}, async () => gossipKeyIds(await d.rotateGossipKey()), 40_000);
+    },
+    { remote: true },
+  );
+
+  r.on('GET', '/v1/mesh/status', async () => {
+    const st = d.gossip?.status();
+    if (!st) throw new ApiError(503, 'no-gossip', d.identity.cluster ? 'gossip has not started yet (it starts with the first heartbeat that brings the keys)' : 'this node is not part of a cluster');
+    const names = new Map((d.manager?.store.list('node') ?? []).map((n) => [n.id, n.hostname]));
+    return { ...st, self: d.identity.nodeId, members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })) };
+  });
+
+  // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).
+  const TableBody = z.object({ network: z.string().min(1).max(64), table: z.string().min(1).max(64), key: z.string().min(1).max(256), value: z.string().max(1024).optional(), delete: z.boolean().optional() }).strict();
+  r.on('POST', '/v1/mesh/tables', async (req) => {
+    const b = TableBody.parse(req.body);
+    const tables = d.gossip?.tables;
+    if (!tables) throw new ApiError(503, 'no-gossip', 'gossip is not running on this node');
+    if (!tables.networks().includes(b.network)) tables.joinNetwork(b.network);
+    if (b.delete) tables.delete(b.network, b.table, b.key);
+    else tables.put(b.network, b.table, b.key, Buffer.from(b.value ?? '', 'utf8'));
+    d.gossip?.pump();
+    return { ok: true };
+  });
+  r.on('POST', '/v1/mesh/networks/:network/join', async (req) => {
+    const tables = d.gossip?.tables;
+    if (!tables) throw new ApiError(503, 'no-gossip', 'gossip is not running on this node');
+    tables.joinNetwork(req.params.network!);
+    d.gossip?.pump();
+    return { ok: true };
+  });
+  r.on('GET', '/v1/mesh/tables/:network', async (req) => {
+    const tables = d.gossip?.tables;
+    if (!tables) throw new ApiError(503, 'no-gossip', 'gossip is not running on this node');
+    return tables.entries(req.params.network!).filter((e) => !e.deleted).map((e) => ({ table: e.table, key: e.key, value: Buffer.from(e.value).toString('utf8'), owner: e.owner, version: e.version }));
+  });
+
   // ---- configs ----
   r.on(
     'PUT',
@@ -215,7 +261,7 @@ export function registerRoutes(d: Daemon): void {
       const body = HeartbeatBody.parse(req.body);
       const m = d.requireManager();
       if (!m.store.get('node', body.nodeId)) throw new ApiError(404, 'unknown-node', `node ${body.nodeId} is not part of this cluster (was it removed?)`);
-      return d.onLeader('POST', req.path, body, async () => d.recordHeartbeat(body.nodeId));
+      return d.onLeader('POST', req.path, body, async () => d.recordHeartbeat(body.nodeId, body.gossip));
     },
     { remote: true },
   );

@@ -3,13 +3,23 @@
 //
 // Group commit: every input (tick, message, proposal) only marks the node dirty; one Ready is
 // processed per event-loop turn, so all proposals that arrived meanwhile share one write and fsync.
+// Two more things keep fsyncs off the commit path (as etcd does):
+//  - the leader sends its appends to followers before its own fsync, so the disks work in parallel.
+//    Safe: the fsync is synchronous, so no follower's ack (and so no commit) can be processed before
+//    the leader's entries are durable, and a follower holding entries its crashed leader lost is
+//    ordinary Raft.
+//  - proposals that arrive in one turn go to Raft as one multi-entry proposal, so the leader sends
+//    each follower one append for all of them, not one per proposal.
+//  - a hard state whose only change is the commit index is not fsynced on its own (Raft's commit index
+//    is volatile; recovery clamps it to the log). It rides with the next write, or is flushed when the
+//    node has been idle for HARD_STATE_FLUSH_MS, so --force-new-cluster still sees a recent commit.
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { RawNode, type Ready } from '../raft/node.js';
 import { Wal } from '../raft/wal.js';
 import { bootstrapStorage, type MemoryStorage } from '../raft/storage.js';
-import { decodeConfChange, type ConfState, type Entry, type Message, type NodeId } from '../raft/types.js';
+import { decodeConfChange, msg, type ConfState, type Entry, type HardState, type Message, type NodeId } from '../raft/types.js';
 import { RaftTransport } from '../transport/raft-peers.js';
 import { Store, type ApplyResult } from '../store/store.js';
 import { encodeCommand, type Op } from '../store/commands.js';
@@ -53,6 +63,11 @@ interface SnapshotData {
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
+/** How long a commit-only hard state may wait for a write to ride with before it is written alone. */
+const HARD_STATE_FLUSH_MS = 10;
+/** At most this many proposals (or bytes) go into one multi-entry proposal. */
+const MAX_BATCH_ENTRIES = 512;
+const MAX_BATCH_BYTES = 1 << 20;
 
 export class Manager {
   readonly store = new Store();
@@ -166,6 +181,7 @@ export class Manager {
   }
 
   private processReady(): void {
+    this.flushProposals();
     while (!this.stopped && this.node.hasReady()) {
       const rd = this.node.ready();
       this.handleReady(rd);
@@ -182,16 +198,30 @@ export class Manager {
       }
       this.role = rd.softState.state;
     }
+    // 0. a leader's appends and heartbeats promise nothing about its own disk: send them first, so
+    //    followers write while we do
+    let later = rd.messages;
+    if (rd.messages.length && this.node.isLeader()) {
+      const early = rd.messages.filter((m) => m.type === 'app' || m.type === 'heartbeat');
+      if (early.length) {
+        later = rd.messages.filter((m) => m.type !== 'app' && m.type !== 'heartbeat');
+        this.send(early);
+      }
+    }
     // 1. persist: snapshot, entries and hard state in one write + fsync
-    if (rd.snapshot || rd.entries.length || rd.hardState) {
-      this.wal.save({ entries: rd.entries, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+    if (rd.snapshot || rd.mustSync) {
+      const hardState = rd.hardState ?? this.pendingHard;
+      this.wal.save({ entries: rd.entries, ...(hardState ? { hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      this.pendingHard = undefined;
       this.fsyncs++;
+    } else if (rd.hardState) {
+      this.deferHardState(rd.hardState);
     }
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
-    // 2. send, only now that what they promise is on disk
-    if (rd.messages.length) this.send(rd.messages);
+    // 2. send the rest, only now that what they promise is on disk
+    if (later.length) this.send(later);
     // 3. apply
     if (rd.snapshot) {
       this.restoreSnapshot(rd.snapshot.data);
@@ -208,6 +238,25 @@ export class Manager {
 
   private leaderSeen: NodeId = '';
   private role = 'follower';
+  /** A commit-only hard state not yet in the WAL (see the top of this file). */
+  private pendingHard: HardState | undefined;
+  private hardTimer: NodeJS.Timeout | undefined;
+
+  private deferHardState(h: HardState): void {
+    this.pendingHard = h;
+    if (this.hardTimer) return;
+    this.hardTimer = setTimeout(() => {
+      this.hardTimer = undefined;
+      this.flushHardState();
+    }, HARD_STATE_FLUSH_MS);
+  }
+
+  private flushHardState(): void {
+    if (!this.pendingHard || this.stopped) return;
+    this.wal.save({ entries: [], hardState: this.pendingHard });
+    this.pendingHard = undefined;
+    this.fsyncs++;
+  }
 
   private send(msgs: Message[]): void {
     this.transport.send(msgs);
@@ -305,17 +354,38 @@ export class Manager {
         reject(new ManagerError(this.quorumMessage('the change', 'was not committed', timeoutMs), 'no-quorum'));
       }, timeoutMs);
       this.waiters.set(requestId, { resolve, reject, timer });
-      // Not accepted now (no leader yet): keep trying until the timeout, an election may be near.
-      const tryPropose = (): void => {
-        if (!this.waiters.has(requestId) || this.stopped) return;
-        if (!this.node.propose(data)) setTimeout(tryPropose, this.o.tickMs ?? 100).unref();
-        else this.schedule();
-      };
-      tryPropose();
+      // Queued for this turn's batch; if Raft does not take it (no leader yet) it is retried alone
+      // until the timeout, an election may be near.
+      this.proposals.push({ requestId, data });
+      this.schedule();
     }).then((r) => {
       if (!r.ok) throw new ManagerError(r.error, r.code);
       return r;
     });
+  }
+
+  private proposals: { requestId: string; data: Uint8Array }[] = [];
+
+  /** Hands this turn's proposals to Raft, as few multi-entry proposals as the limits allow. */
+  private flushProposals(): void {
+    while (this.proposals.length && !this.stopped) {
+      let n = 0;
+      let bytes = 0;
+      while (n < this.proposals.length && n < MAX_BATCH_ENTRIES && (n === 0 || bytes + this.proposals[n]!.data.length <= MAX_BATCH_BYTES)) bytes += this.proposals[n++]!.data.length;
+      const batch = this.proposals.splice(0, n).filter((p) => this.waiters.has(p.requestId));
+      if (!batch.length) continue;
+      const ok = this.node.raft.step(msg({ type: 'prop', from: this.o.id, entries: batch.map((p) => ({ index: 0, term: 0, type: 'normal' as const, data: p.data })) }));
+      if (!ok) for (const p of batch) this.retryProposal(p.requestId, p.data);
+    }
+  }
+
+  private retryProposal(requestId: string, data: Uint8Array): void {
+    const tryPropose = (): void => {
+      if (!this.waiters.has(requestId) || this.stopped) return;
+      if (!this.node.propose(data)) setTimeout(tryPropose, this.o.tickMs ?? 100).unref();
+      else this.schedule();
+    };
+    setTimeout(tryPropose, this.o.tickMs ?? 100).unref();
   }
 
   /** Resolves once this manager's store reflects every write committed before the call. */
@@ -378,8 +448,10 @@ export class Manager {
 
   stop(): void {
     if (this.stopped) return;
+    this.flushHardState();
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.hardTimer) clearTimeout(this.hardTimer);
     this.transport.close();
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);

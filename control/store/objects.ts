@@ -15,6 +15,8 @@ export interface ClusterObject {
   name: string;
   /** Settings an operator changes with `swarm update`. */
   spec: ClusterSpec;
+  /** Gossip keys (base64, oldest first) and which is primary; rotated by the leader. */
+  gossip?: { keys: string[]; primary: number; rotatedAt: string };
   /** Join tokens and the managers' shared key (encrypted at rest with the security issue). */
   secrets?: { tokens: { worker: string; manager: string }; clusterKey: string };
 }
@@ -25,6 +27,8 @@ export interface ClusterSpec {
   heartbeatGrace: number;
   electionTickMs: number;
   heartbeatTickMs: number;
+  /** How often the leader rotates the gossip key (Swarm: 12 h). */
+  gossipKeyRotationMs?: number;
 }
 
 export interface NodeObject {

@@ -1,8 +1,10 @@
 // Raft messages between managers over TCP 2377. One outbound connection per peer carries frames;
-// inbound connections only receive. Back-pressure: each peer has a bounded queue; when the socket
-// cannot keep up or the peer is down, messages are dropped and the peer is reported unreachable.
-// Raft tolerates loss (it retries from its own state), so dropping is safe and bounded memory is not
-// negotiable.
+// inbound connections only receive. Outbound connections are made as soon as a peer is known and
+// remade after a failure (with back-off), so no message is lost to connection set-up; the messages
+// for one peer from one Ready go out in one write. Back-pressure: each peer has a bounded queue; when
+// the socket cannot keep up or the peer is down, messages are dropped and the peer is reported
+// unreachable. Raft tolerates loss (it retries from its own state), so dropping is safe and bounded
+// memory is not negotiable.
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { encodeMessage, decodeMessage } from './raft-codec.js';
@@ -12,6 +14,9 @@ export const RAFT_PREAMBLE = Buffer.from('MESHRAFT1\n');
 const MAX_QUEUE_BYTES = 64 << 20;
 const RECONNECT_MIN_MS = 50;
 const RECONNECT_MAX_MS = 1000;
+/** While a connection is still being made, at most this much is buffered for it. */
+const MAX_CONNECTING_BYTES = 4 << 20;
+const CONNECT_TIMEOUT_MS = 3000;
 
 export interface RaftTransportEvents {
   onMessage(m: Message): void;
@@ -26,8 +31,9 @@ export interface TransportStats {
 }
 
 class Peer {
+  /** The current connection, connected or still connecting (Node buffers writes until it is up). */
   sock: net.Socket | undefined;
-  connecting = false;
+  connected = false;
   queued = 0;
   backoff = RECONNECT_MIN_MS;
   retryTimer: NodeJS.Timeout | undefined;
@@ -37,26 +43,36 @@ class Peer {
     readonly id: NodeId,
     public addr: string,
     private readonly t: RaftTransport,
-  ) {}
+  ) {
+    // Connect now and keep reconnecting: a connection made only when the first message is due would
+    // lose that message, and the first messages between two followers are an election's votes.
+    this.connect();
+  }
 
   private connect(): void {
-    if (this.connecting || this.closed) return;
-    this.connecting = true;
+    if (this.sock || this.closed) return;
     const [host, port] = splitHostPort(this.addr);
     const s = net.connect({ host, port, noDelay: true });
+    this.sock = s;
+    this.connected = false;
+    s.write(RAFT_PREAMBLE);
+    const timer = setTimeout(() => s.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
+    timer.unref();
     s.on('connect', () => {
-      this.connecting = false;
+      clearTimeout(timer);
+      this.connected = true;
       this.backoff = RECONNECT_MIN_MS;
-      this.sock = s;
-      s.write(RAFT_PREAMBLE);
     });
     const gone = (): void => {
-      if (this.sock === s) this.sock = undefined;
-      this.connecting = false;
+      clearTimeout(timer);
+      if (this.sock !== s) return;
+      this.sock = undefined;
+      this.connected = false;
       this.queued = 0;
       if (!this.closed && !this.retryTimer) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
+          this.connect();
         }, this.backoff);
         this.retryTimer.unref();
         this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
@@ -67,16 +83,19 @@ class Peer {
     s.on('data', () => undefined); // peers never answer on this connection
   }
 
-  send(payload: Buffer): boolean {
+  /** Sends the payloads as frames in one socket write; false (nothing sent) when down or full. */
+  send(payloads: readonly Buffer[]): boolean {
     if (!this.sock) {
       if (!this.retryTimer) this.connect();
       return false;
     }
-    if (this.queued > MAX_QUEUE_BYTES) return false;
-    const f = frame(payload);
+    if (this.queued > (this.connected ? MAX_QUEUE_BYTES : MAX_CONNECTING_BYTES)) return false;
+    const f = payloads.length === 1 ? frame(payloads[0]!) : Buffer.concat(payloads.map(frame));
     this.queued += f.length;
-    this.sock.write(f, () => {
-      this.queued -= f.length;
+    const sock = this.sock;
+    sock.write(f, () => {
+      // after a reconnect the count restarted at 0: only the socket it was counted on may undo it
+      if (this.sock === sock) this.queued -= f.length;
     });
     return true;
   }
@@ -118,15 +137,22 @@ export class RaftTransport {
     return new Map([...this.peers].map(([id, p]) => [id, p.addr]));
   }
 
+  /** Sends a batch of messages: one socket write per peer, in order. */
   send(msgs: readonly Message[]): void {
-    const unreachable = new Set<NodeId>();
+    const byPeer = new Map<NodeId, Buffer[]>();
     for (const m of msgs) {
-      const p = this.peers.get(m.to);
-      if (p && p.send(encodeMessage(m))) {
-        this.stats.sent++;
+      const list = byPeer.get(m.to);
+      if (list) list.push(encodeMessage(m));
+      else byPeer.set(m.to, [encodeMessage(m)]);
+    }
+    const unreachable: NodeId[] = [];
+    for (const [to, payloads] of byPeer) {
+      const p = this.peers.get(to);
+      if (p && p.send(payloads)) {
+        this.stats.sent += payloads.length;
       } else {
-        this.stats.dropped++;
-        unreachable.add(m.to);
+        this.stats.dropped += payloads.length;
+        unreachable.push(to);
       }
     }
     for (const id of unreachable) this.events.onUnreachable(id);
