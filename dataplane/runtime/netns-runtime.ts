@@ -58,11 +58,11 @@ export interface NetnsRuntimeOptions {
 // wrapper alone (it leads the group; we would lose the exit code) nor be lost (the command would then
 // start and run until SIGKILL); the flag makes the wrapper exit 143 instead of starting the command.
 const WRAPPER = [
-  'd=$1; h=$2; shift 2; stopping=',
+  'd=$1; h=$2; m=$3; shift 3; stopping=',
   'trap stopping=1 TERM INT HUP',
   'fail() { echo "meshd: $*" >&2; echo 125 > "$d/exitcode"; exit 125; }',
-  'mount --bind "$d/resolv.conf" /etc/resolv.conf || fail "cannot bind-mount /etc/resolv.conf"',
-  'mount --bind "$d/hosts" /etc/hosts || fail "cannot bind-mount /etc/hosts"',
+  '"$m" --bind "$d/resolv.conf" /etc/resolv.conf || fail "cannot bind-mount /etc/resolv.conf"',
+  '"$m" --bind "$d/hosts" /etc/hosts || fail "cannot bind-mount /etc/hosts"',
   'echo "$h" > /proc/sys/kernel/hostname || fail "cannot set the hostname"',
   'if [ -n "$stopping" ]; then echo 143 > "$d/exitcode"; exit 143; fi',
   '"$@"',
@@ -96,6 +96,8 @@ export class NetnsRuntime implements TaskRuntime {
   private readonly listeners = new Listeners<TaskEvent>();
   private readonly nsenter = findExecutable('nsenter');
   private readonly unshare = findExecutable('unshare');
+  // by absolute path: the task's PATH (from its spec) must not decide which mount the wrapper runs
+  private readonly mount = findExecutable('mount');
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -196,7 +198,7 @@ export class NetnsRuntime implements TaskRuntime {
     try {
       const child = spawn(
         this.nsenter,
-        [`--net=${netnsPath(rec.netns)}`, '--', this.unshare, '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'meshd-task', dir, rec.hostname, ...argv],
+        [`--net=${netnsPath(rec.netns)}`, '--', this.unshare, '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'meshd-task', dir, rec.hostname, this.mount, ...argv],
         // detached = setsid: the task leads its own process group and session, apart from meshd's.
         { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: '/' },
       );

@@ -74,6 +74,16 @@ t.test('the HTTP workload runs in its own namespace and is reached over a veth f
   t.equal(rt.inspect(task.id), undefined);
 });
 
+t.test('the UDP echo workload answers with its task name', async (t) => {
+  const { rt } = newRuntime(t, 'q');
+  // a PATH without /bin in the spec must not break the wrapper (it runs mount by absolute path)
+  const task = await rt.start({ id: 'udp1', name: 'udp.1', spec: { command: [process.execPath, WORKLOAD, 'udp', '--port', '9000'], env: { PATH: '/nonexistent' } } });
+  await waitFor('workload listening', async () => /listening on 9000/.test(await rt.logs(task.id)));
+  const send = `const s = require('dgram').createSocket('udp4'); s.on('message', (m) => { console.log(m.toString()); process.exit(0); }); s.send('ping', 9000, '127.0.0.1'); setTimeout(() => process.exit(1), 3000);`;
+  t.same(JSON.parse(inNetns(task.netns, [process.execPath, '-e', send])), { task: 'udp.1', echo: 'ping' });
+  t.equal(await rt.stop(task.id, 5000), 0);
+});
+
 t.test('the task sees its own resolv.conf, hosts and hostname; the host keeps its own', async (t) => {
   const { rt } = newRuntime(t, 'd');
   const hostResolv = fs.readFileSync('/etc/resolv.conf', 'utf8');
