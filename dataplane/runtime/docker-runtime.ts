@@ -157,8 +157,7 @@ export class DockerRuntime implements TaskRuntime {
       id: req.id, name: req.name, runtime: 'docker', state: 'running', netns: name, netnsPath: '', startedAt: new Date().toISOString(), adopted: false,
       ...(req.service !== undefined ? { service: req.service } : {}),
     });
-    await this.attachRunning(entry);
-    if (entry.info.state === 'running') this.listeners.emit({ type: 'start', task: { ...entry.info } });
+    await this.attachRunning(entry, true);
     return { ...entry.info };
   }
 
@@ -224,7 +223,7 @@ export class DockerRuntime implements TaskRuntime {
         id, name: c.Labels[LABEL.name] ?? id, runtime: 'docker', state: 'running', netns: name, netnsPath: '',
         startedAt: ins.State.StartedAt, adopted: true, ...(service !== undefined ? { service } : {}),
       });
-      await this.attachRunning(entry);
+      await this.attachRunning(entry, false);
       (entry.info.state === 'running' ? report.adopted : report.exited).push({ ...entry.info });
     }
     // Per-task files whose container is gone (crash between mkdir and create): nothing else to clean.
@@ -251,17 +250,21 @@ export class DockerRuntime implements TaskRuntime {
     return entry;
   }
 
-  /** Reads the container's PID, names its namespace and watches for its exit (or records it). */
-  private async attachRunning(e: Entry): Promise<void> {
+  /**
+   * Reads the container's PID, names its namespace and watches for its exit, or records the exit if
+   * it is already over (a fast command: then start() returns an exited task, after a start event).
+   */
+  private async attachRunning(e: Entry, emitStart: boolean): Promise<void> {
     const ins = await e.container.inspect();
-    if (ins.State.Running && ins.State.Pid > 0) {
+    const running = ins.State.Running && ins.State.Pid > 0;
+    if (running) {
       e.info.pid = ins.State.Pid;
       e.info.netnsPath = `/proc/${ins.State.Pid}/ns/net`;
       await this.nameNetns(e.info.netns, ins.State.Pid);
-      void this.watch(e);
-    } else {
-      this.finish(e, ins.State.ExitCode, ins.State.FinishedAt);
     }
+    if (emitStart) this.listeners.emit({ type: 'start', task: { ...e.info } });
+    if (running) void this.watch(e);
+    else this.finish(e, ins.State.ExitCode, ins.State.FinishedAt);
   }
 
   /** `ip netns attach NAME PID`, replacing a stale NAME that points at another namespace. */
