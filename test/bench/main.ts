@@ -2,9 +2,11 @@
 // this machine it runs in the same process run and the ratio is printed.
 import { formatFigure, ratioInOurFavour, type Figure } from './figures.js';
 import { netlinkBench } from './netlink-bench.js';
+import { raftVsEtcdBench } from './raft-vs-etcd.js';
 
 const benches: Record<string, () => Promise<Figure[]>> = {
   netlink: netlinkBench,
+  raft: raftVsEtcdBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
