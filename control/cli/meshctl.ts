@@ -4,6 +4,7 @@ import { labCommand } from './lab-commands.js';
 import { nodeCommand, swarmCommand, targetFrom } from './cluster-commands.js';
 import { configCommand } from './config-commands.js';
 import { meshCommand } from './mesh-commands.js';
+import { serviceCommand } from './service-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
   const target = targetFrom(program);
   program.addCommand(swarmCommand(target));
   program.addCommand(nodeCommand(target));
+  program.addCommand(serviceCommand(target));
   program.addCommand(configCommand(target));
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());

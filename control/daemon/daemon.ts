@@ -13,6 +13,9 @@ import { forceNewCluster } from '../manager/force-new-cluster.js';
 import { checkToken, clusterDigest, newId, newToken, parseToken, type TokenRole } from './tokens.js';
 import type { NodeObject, ClusterObject, Stored } from '../store/objects.js';
 import { registerRoutes } from './routes.js';
+import { Orchestration } from './orchestration.js';
+import { Agent, type AgentReport } from '../agent/agent.js';
+import type { TaskObject } from '../store/objects.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
 
@@ -20,6 +23,8 @@ export interface DaemonOptions {
   stateDir: string;
   socketPath: string;
   hostname?: string;
+  /** Prefix of task namespaces and containers (default "msh-t-"; a lab node: "PREFIX-nN-t-"). */
+  taskPrefix?: string;
   /** Gossip port (default 7946). */
   gossipPort?: number;
   /** Raft timing (ms); Swarm's are 1 s ticks, ours default to 100 ms heartbeat / 1 s election. */
@@ -70,6 +75,11 @@ export class Daemon {
   private leaderSince = 0;
   readonly router = new Router();
   gossip: GossipAgent | undefined;
+  agent: Agent | undefined;
+  orch: Orchestration | undefined;
+  private pendingReports: AgentReport[] = [];
+  private flushing = false;
+  private knownVersion = '';
   /** Leader only: the gossip keys each node last reported. */
   readonly nodeKeys = new Map<string, { ids: string[]; primary: string }>();
   private rotating: Promise<GossipKeys> | undefined;
@@ -140,6 +150,20 @@ export class Daemon {
       this.manager.start();
     }
     if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
+    if (this.manager && !this.orch) {
+      this.orch = new Orchestration(this.manager, this.log);
+      this.orch.start();
+    }
+    if (!this.agent) {
+      this.agent = new Agent({
+        nodeId: this.identity.nodeId,
+        taskPrefix: this.o.taskPrefix ?? 'msh-t-',
+        stateDir: this.o.stateDir,
+        report: (r) => this.queueReports(r),
+        log: this.log,
+      });
+      void this.agent.start().catch((e: Error) => this.log(`agent: ${e.message}`));
+    }
     if (!this.gossip) this.gossip = new GossipAgent(this.identity.nodeId, splitHostPort(c.advertiseAddr)[0], this.log, this.o.gossipPort);
     this.startHeartbeats();
   }
@@ -147,6 +171,13 @@ export class Daemon {
   private async stopClusterRuntime(graceful = false): Promise<void> {
     await this.gossip?.stop(graceful);
     this.gossip = undefined;
+    this.orch?.stop();
+    this.orch = undefined;
+    if (this.agent) {
+      if (graceful) await this.agent.removeAll();
+      await this.agent.close();
+    }
+    this.agent = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;
@@ -371,26 +402,103 @@ export class Daemon {
 
   // ---- node liveness ------------------------------------------------------------------------------
 
+  // The agent's session with the dispatcher: a long poll (held by the leader until this node's
+  // assignments change, or one heartbeat period) that is also the heartbeat. Reports go out at once
+  // in their own short call.
   private startHeartbeats(): void {
     if (this.heartbeatTimer) return;
     const beat = async (): Promise<void> => {
-      const c = this.identity.cluster;
-      if (!c) return;
+      if (!this.identity.cluster) return;
       const period = this.manager?.store.list('cluster')[0]?.spec.heartbeatPeriodMs ?? 1000;
+      let ok = false;
       try {
-        const reply = await this.sendHeartbeat();
-        if (reply && Object.keys(reply.managers).length) c.managers = reply.managers;
-        if (reply?.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
-        if (reply?.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
+        ok = await this.session([], period);
       } catch {
-        // the next beat tries another manager
+        // the next call tries another manager
       }
-      if (this.identity.cluster) this.heartbeatTimer = setTimeout(() => void beat(), period);
+      if (this.identity.cluster) this.heartbeatTimer = setTimeout(() => void beat(), ok ? 0 : Math.min(500, period));
     };
     this.heartbeatTimer = setTimeout(() => void beat(), 0);
   }
 
+  private queueReports(r: AgentReport[]): void {
+    this.pendingReports.push(...r);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => void this.flushReports());
+  }
+
+  private async flushReports(): Promise<void> {
+    while (this.pendingReports.length && this.identity.cluster) {
+      const batch = this.pendingReports.splice(0);
+      try {
+        await this.session(batch, 0);
+      } catch (e) {
+        this.log(`agent: reporting ${batch.length} task states failed (${(e as Error).message}); retrying`);
+        this.pendingReports.unshift(...batch);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    this.flushing = false;
+  }
+
+  /** One session call; returns whether it reached a leader. */
+  private async session(reports: AgentReport[], waitMs: number): Promise<boolean> {
+    const c = this.identity.cluster;
+    if (!c) return false;
+    const reply = await this.sendSession({ nodeId: this.identity.nodeId, reports, waitMs, knownVersion: this.knownVersion, ...(this.gossip?.keyState() ? { gossip: this.gossip.keyState()! } : {}) });
+    if (!reply) return false;
+    if (Object.keys(reply.managers).length) c.managers = reply.managers;
+    if (reply.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
+    if (reply.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
+    for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
+    if (reply.tasks && this.agent) {
+      this.knownVersion = reply.version ?? '';
+      await this.agent.apply(reply.tasks);
+    }
+    return true;
+  }
+
   private hbIndex = 0;
+
+  private async sendSession(body: SessionRequest): Promise<SessionReply | undefined> {
+    const c = this.identity.cluster!;
+    const timeout = body.waitMs + 5000;
+    if (this.manager) {
+      if (this.manager.isLeader()) return this.handleSession(body);
+      const st = this.manager.status();
+      const addr = st.leader ? st.members[st.leader] : undefined;
+      if (!addr) return undefined;
+      const [host, port] = splitHostPort(addr);
+      return call({ host, port, display: addr }, 'POST', '/v1/dispatcher/session', body, timeout);
+    }
+    const list = Object.values(c.managers);
+    if (!list.length) return undefined;
+    const addr = list[this.hbIndex % list.length]!;
+    const [host, port] = splitHostPort(addr);
+    try {
+      return await call({ host, port, display: addr }, 'POST', '/v1/dispatcher/session', body, timeout);
+    } catch (e) {
+      this.hbIndex++; // fail over to the next manager
+      throw e;
+    }
+  }
+
+  /** Leader: a session call from an agent (or from this node's own agent). */
+  async handleSession(body: SessionRequest): Promise<SessionReply> {
+    const reply = this.recordHeartbeat(body.nodeId, body.gossip) as SessionReply;
+    const orch = this.orch;
+    if (!orch) return reply;
+    if (body.reports.length) reply.errors = await orch.applyReports(body.nodeId, body.reports);
+    else await orch.waitForChange(body.nodeId, body.knownVersion, Math.min(body.waitMs, 5000));
+    if (!this.manager?.isLeader()) return reply;
+    const a = orch.assignments(body.nodeId);
+    const names = new Map(this.manager.store.list('service').map((sv) => [sv.id, sv.spec.name]));
+    reply.tasks = a.tasks.map(({ meta: _m, ...t }) => t);
+    reply.version = a.version;
+    reply.serviceNames = Object.fromEntries(a.tasks.map((t) => [t.serviceId, names.get(t.serviceId) ?? t.serviceId]));
+    return reply;
+  }
 
   /** Promote or demote this node after a manager recorded the change in the store. */
   private async changeRole(reply: HeartbeatReply): Promise<void> {
@@ -409,6 +517,8 @@ export class Daemon {
       if (target) await call({ host: target[0], port: target[1], display: leader! }, 'POST', '/v1/cluster/add-manager', { nodeId: this.identity.nodeId, addr: c.advertiseAddr, clusterKey: reply.clusterKey }, 30_000);
     } else {
       this.log('demoted: becoming a worker');
+      this.orch?.stop();
+      this.orch = undefined;
       this.manager?.stop();
       this.manager = undefined;
       if (this.monitorTimer) clearInterval(this.monitorTimer);
@@ -418,25 +528,6 @@ export class Daemon {
       delete c.clusterKey;
       this.saveIdentity();
     }
-  }
-
-  private async sendHeartbeat(): Promise<HeartbeatReply | undefined> {
-    const c = this.identity.cluster!;
-    const keys = this.gossip?.keyState();
-    const body = { nodeId: this.identity.nodeId, ...(keys ? { gossip: keys } : {}) };
-    if (this.manager) {
-      if (this.manager.isLeader()) return this.recordHeartbeat(body.nodeId, keys);
-      const st = this.manager.status();
-      const addr = st.leader ? st.members[st.leader] : undefined;
-      if (!addr) return undefined;
-      const [host, port] = splitHostPort(addr);
-      return call({ host, port, display: addr }, 'POST', '/v1/cluster/heartbeat', body, 2000);
-    }
-    const list = Object.values(c.managers);
-    if (!list.length) return undefined;
-    const addr = list[this.hbIndex++ % list.length]!;
-    const [host, port] = splitHostPort(addr);
-    return call({ host, port, display: addr }, 'POST', '/v1/cluster/heartbeat', body, 2000);
   }
 
   /** Leader: note a heartbeat; tells the node the managers to fail over to and its current role. */
@@ -570,6 +661,22 @@ export interface HeartbeatReply {
   gossip?: GossipKeys;
   role?: 'manager' | 'worker';
   clusterKey?: string;
+}
+
+export interface SessionRequest {
+  nodeId: string;
+  reports: AgentReport[];
+  /** how long the leader may hold the call when nothing changed (the heartbeat period) */
+  waitMs: number;
+  knownVersion: string;
+  gossip?: { ids: string[]; primary: string };
+}
+
+export interface SessionReply extends HeartbeatReply {
+  tasks?: TaskObject[];
+  version?: string;
+  serviceNames?: Record<string, string>;
+  errors?: string[];
 }
 
 export interface JoinReply {

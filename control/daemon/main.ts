@@ -12,10 +12,11 @@ export async function main(argv: string[]): Promise<void> {
     .option('--tick-ms <n>', 'Raft tick', (v) => Number(v), 100)
     .option('--raft-heartbeat-ms <n>', 'Raft leader heartbeat', (v) => Number(v), 100)
     .option('--election-ms <n>', 'Raft election timeout (randomized up to twice this)', (v) => Number(v), 1000)
-    .option('--gossip-port <n>', 'gossip port, UDP and TCP', (v) => Number(v), 7946);
+    .option('--gossip-port <n>', 'gossip port, UDP and TCP', (v) => Number(v), 7946)
+    .option('--task-prefix <p>', 'prefix of task namespaces and containers', 'msh-t-');
   p.parse(argv);
-  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number }>();
-  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, ...(o.hostname ? { hostname: o.hostname } : {}) });
+  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number; taskPrefix: string }>();
+  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, taskPrefix: o.taskPrefix, ...(o.hostname ? { hostname: o.hostname } : {}) });
   await d.start();
   const stop = (sig: string): void => {
     d.log(`${sig}: stopping`);

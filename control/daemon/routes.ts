@@ -6,6 +6,7 @@ import { newId, newToken } from './tokens.js';
 import { Daemon, stripMeta } from './daemon.js';
 import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
+import { registerServiceRoutes } from './service-routes.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
 const addr = z.string().min(1).max(300);
@@ -80,6 +81,7 @@ const wrap = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => Promise.r
 
 export function registerRoutes(d: Daemon): void {
   const r = d.router;
+  registerServiceRoutes(d);
 
   r.on('GET', '/v1/info', async () => {
     const c = d.identity.cluster;
@@ -250,6 +252,20 @@ export function registerRoutes(d: Daemon): void {
         await wrap(d.requireManager().addManager(body.nodeId, body.addr, 20_000));
         return { ok: true };
       });
+    },
+    { remote: true },
+  );
+
+  const Report = z.object({ taskId: z.string().max(64), state: z.enum(['accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected']), message: z.string().max(2000).optional(), exitCode: z.number().int().optional(), err: z.string().max(4000).optional() }).strict();
+  const SessionBody = z.object({ nodeId: z.string().max(64), reports: z.array(Report).max(10_000), waitMs: z.number().int().min(0).max(30_000), knownVersion: z.string().max(64), gossip: KeyState.optional() }).strict();
+  r.on(
+    'POST',
+    '/v1/dispatcher/session',
+    async (req) => {
+      const body = SessionBody.parse(req.body);
+      const m = d.requireManager();
+      if (!m.store.get('node', body.nodeId)) throw new ApiError(404, 'unknown-node', `node ${body.nodeId} is not part of this cluster (was it removed?)`);
+      return d.onLeader('POST', req.path, body, () => d.handleSession(body), body.waitMs + 5000);
     },
     { remote: true },
   );

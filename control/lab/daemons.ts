@@ -27,7 +27,7 @@ export async function startNodeDaemon(netns: string, hostname: string, flags: Da
   const dir = nodeRunDir(netns);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const log = fs.openSync(path.join(dir, 'meshd.log'), 'a');
-  const args = ['netns', 'exec', netns, process.execPath, MESHD, '--state-dir', path.join(dir, 'state'), '--socket', nodeSocketPath(netns), '--hostname', hostname];
+  const args = ['netns', 'exec', netns, process.execPath, MESHD, '--state-dir', path.join(dir, 'state'), '--socket', nodeSocketPath(netns), '--hostname', hostname, '--task-prefix', `${netns}-t-`];
   if (flags.electionMs) args.push('--election-ms', String(flags.electionMs));
   if (flags.tickMs) args.push('--tick-ms', String(flags.tickMs));
   if (flags.raftHeartbeatMs) args.push('--raft-heartbeat-ms', String(flags.raftHeartbeatMs));

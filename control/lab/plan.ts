@@ -86,7 +86,8 @@ export function planLab(o: LabOptions): LabPlan {
 
 /** Every namespace name a lab of this prefix may have made, any node count. */
 export function isLabNetns(prefix: string, name: string): boolean {
-  return name === `${prefix}-ul` || new RegExp(`^${prefix}-n\\d+$`).test(name);
+  // node namespaces, and the namespaces of tasks those nodes' daemons ran (PREFIX-nN-t-ID)
+  return name === `${prefix}-ul` || new RegExp(`^${prefix}-n\\d+(-t-[A-Za-z0-9_.-]+)?$`).test(name);
 }
 
 /** Accepts "n2", "2" or "PREFIX-n2". */

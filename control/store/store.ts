@@ -80,10 +80,18 @@ export class Store {
     return { ok: true, version: index };
   }
 
+  /** Names that must be unique per kind (checked at apply time, so concurrent creates cannot race). */
+  private static uniqueName(kind: Kind, o: KindMap[Kind]): string | undefined {
+    if (kind === 'service') return (o as KindMap['service']).spec?.name;
+    if (kind === 'config') return (o as KindMap['config']).name;
+    return undefined;
+  }
+
   // Validates the ops in sequence against a view that includes the earlier ops of the same
   // transaction, so that e.g. deleting one object twice is refused before anything changes.
   private check(ops: Op[]): { error: string; code: 'conflict' | 'not-found' | 'exists' | 'invalid' } | undefined {
     const view = new Map<string, number | null>(); // kind/id -> version within this transaction (null: deleted)
+    const names = new Map<string, string>(); // kind/name -> id, for names created in this transaction
     for (const op of ops) {
       if (!KINDS.includes(op.kind)) return { error: `unknown object kind "${op.kind}"`, code: 'invalid' };
       const id = op.op === 'delete' ? op.id : op.object?.id;
@@ -91,6 +99,15 @@ export class Store {
       const key = `${op.kind}/${id}`;
       const cur = view.has(key) ? view.get(key)! : (this.table(op.kind).get(id)?.meta.version ?? null);
       if (op.op === 'create' && cur !== null) return { error: `${op.kind} ${id} already exists`, code: 'exists' };
+      if (op.op !== 'delete') {
+        const name = Store.uniqueName(op.kind, op.object);
+        if (name !== undefined) {
+          const clash = this.list(op.kind).find((x) => x.id !== id && Store.uniqueName(op.kind, x) === name && view.get(`${op.kind}/${x.id}`) !== null);
+          const inTx = names.get(`${op.kind}/${name}`);
+          if (clash || (inTx !== undefined && inTx !== id)) return { error: `a ${op.kind} named "${name}" already exists`, code: 'exists' };
+          names.set(`${op.kind}/${name}`, id);
+        }
+      }
       if (op.op !== 'create' && cur === null) return { error: `${op.kind} ${id} not found`, code: 'not-found' };
       if (op.op !== 'create' && op.version !== undefined && cur !== op.version) {
         return { error: `${op.kind} ${id} changed (version ${cur}, expected ${op.version}): read it again and retry`, code: 'conflict' };

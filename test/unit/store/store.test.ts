@@ -84,3 +84,13 @@ t.test('garbage entries are reported, not thrown, and change nothing', async (t)
   t.match(s.applyEntry(3, new Uint8Array()), { ok: true });
   t.equal(s.appliedIndex, 3);
 });
+
+t.test('service and config names are unique at apply time (concurrent creates cannot race)', async (t) => {
+  const s = new Store();
+  const cfg = (id: string, name: string) => ({ op: 'create' as const, kind: 'config' as const, object: { id, name, data: '', labels: {} } });
+  t.match(s.apply(1, cmd([cfg('a', 'greeting')])), { ok: true });
+  t.match(s.apply(2, cmd([cfg('b', 'greeting')])), { ok: false, code: 'exists', error: /a config named "greeting" already exists/ });
+  t.match(s.apply(3, cmd([cfg('c', 'x'), cfg('d', 'x')])), { ok: false, code: 'exists' });
+  t.match(s.apply(4, cmd([{ op: 'delete', kind: 'config', id: 'a' }, cfg('e', 'greeting')])), { ok: true }, 'a name freed in the same transaction can be reused');
+  t.same(s.list('config').map((c) => c.name), ['greeting']);
+});
