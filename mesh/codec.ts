@@ -22,16 +22,15 @@ const KIND = {
 const STATUS: readonly MemberStatus[] = ['alive', 'suspect', 'dead', 'left'];
 const U48 = 2 ** 48;
 
+/**
+ * Writes into a buffer sized exactly by the size functions below (one allocation per packet, no
+ * intermediate frames); strings take an ASCII fast path and fall back to TextEncoder.
+ */
 class Writer {
-  buf = new Uint8Array(256);
   pos = 0;
+  constructor(public buf: Uint8Array) {}
   need(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const b = new Uint8Array(size);
-    b.set(this.buf.subarray(0, this.pos));
-    this.buf = b;
+    if (this.pos + n > this.buf.length) throw new Error('codec: size mismatch (encoder bug)');
   }
   u8(v: number): void { this.need(1); this.buf[this.pos++] = v & 0xff; }
   u16(v: number): void { this.need(2); this.buf[this.pos++] = (v >>> 8) & 0xff; this.buf[this.pos++] = v & 0xff; }
@@ -41,11 +40,11 @@ class Writer {
     this.buf[this.pos++] = (v >>> 8) & 0xff; this.buf[this.pos++] = v & 0xff;
   }
   u48(v: number): void {
-    if (!Number.isInteger(v) || v < 0 || v >= U48) throw new RangeError(`u48 out of range: ${v}`);
+    checkU48(v);
     this.u16(Math.floor(v / 2 ** 32)); this.u32(v >>> 0);
   }
   varint(v: number): void {
-    if (!Number.isInteger(v) || v < 0 || v > 0x0fffffff) throw new RangeError(`varint out of range: ${v}`);
+    checkVarint(v);
     while (v >= 0x80) { this.u8((v & 0x7f) | 0x80); v >>>= 7; }
     this.u8(v);
   }
@@ -53,10 +52,93 @@ class Writer {
     if (b.length > max) throw new RangeError(`field too long: ${b.length} > ${max}`);
     this.varint(b.length); this.need(b.length); this.buf.set(b, this.pos); this.pos += b.length;
   }
-  str(s: string, max: number): void { this.bytes(enc.encode(s), max); }
+  str(s: string, max: number): void {
+    const n = s.length;
+    if (!isAscii(s)) { this.bytes(enc.encode(s), max); return; }
+    if (n > max) throw new RangeError(`field too long: ${n} > ${max}`);
+    this.varint(n); this.need(n);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
   addr(a: Addr): void { this.str(a.host, LIMITS.host); this.u16(a.port); }
   bool(b: boolean): void { this.u8(b ? 1 : 0); }
-  done(): Uint8Array { return this.buf.slice(0, this.pos); }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+function checkU48(v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v >= U48) throw new RangeError(`u48 out of range: ${v}`);
+}
+function checkVarint(v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > 0x0fffffff) throw new RangeError(`varint out of range: ${v}`);
+}
+
+// ---- sizes: exactly what the Writer will write, with the same range checks (so they throw alike) --
+
+function varintLen(v: number): number {
+  checkVarint(v);
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : 4;
+}
+function bytesLen(b: Uint8Array, max: number): number {
+  if (b.length > max) throw new RangeError(`field too long: ${b.length} > ${max}`);
+  return varintLen(b.length) + b.length;
+}
+function strLen(s: string, max: number): number {
+  const n = isAscii(s) ? s.length : Buffer.byteLength(s, 'utf8');
+  if (n > max) throw new RangeError(`field too long: ${n} > ${max}`);
+  return varintLen(n) + n;
+}
+function addrLen(a: Addr): number { return strLen(a.host, LIMITS.host) + 2; }
+function netLen(m: Omit<NetEvent, 't'>): number {
+  checkU48(m.ltime);
+  return strLen(m.node, LIMITS.name) + strLen(m.network, LIMITS.name) + 6 + 1;
+}
+function entryLen(e: TableEntry): number {
+  checkU48(e.version);
+  return strLen(e.network, LIMITS.name) + strLen(e.table, LIMITS.name) + strLen(e.key, LIMITS.key) +
+    bytesLen(e.deleted ? EMPTY : e.value, LIMITS.value) + strLen(e.owner, LIMITS.name) + 6 + 1;
+}
+function memberLen(m: MemberRecord): number {
+  return strLen(m.name, LIMITS.name) + addrLen(m.addr) + 4 + 1 + bytesLen(m.meta, LIMITS.meta);
+}
+
+function bodyLen(m: Message): number {
+  switch (m.t) {
+    case 'ping': return 1 + 4 + strLen(m.target, LIMITS.name) + strLen(m.source, LIMITS.name) + addrLen(m.sourceAddr);
+    case 'ping-req':
+      return 1 + 4 + strLen(m.target, LIMITS.name) + addrLen(m.targetAddr) + 1 + strLen(m.source, LIMITS.name) + addrLen(m.sourceAddr);
+    case 'ack': case 'nack': return 1 + 4;
+    case 'alive': return 1 + strLen(m.node, LIMITS.name) + 4 + addrLen(m.addr) + bytesLen(m.meta, LIMITS.meta);
+    case 'suspect': case 'dead': return 1 + strLen(m.node, LIMITS.name) + 4 + strLen(m.from, LIMITS.name);
+    case 'net': return 1 + netLen(m);
+    case 'table': return 1 + entryLen(m);
+    case 'push-pull': {
+      let n = 1 + 1 + 1 + strLen(m.source, LIMITS.name) + addrLen(m.sourceAddr);
+      n += varintLen(m.members.length); for (const x of m.members) n += memberLen(x);
+      n += varintLen(m.nets.length); for (const x of m.nets) n += netLen(x);
+      n += varintLen(m.entries.length); for (const x of m.entries) n += entryLen(x);
+      return n;
+    }
+    default: throw new RangeError(`unknown message kind: ${(m as { t: unknown }).t}`);
+  }
+}
+
+/** Encoded size of one message as a frame (length prefix included), without encoding it. */
+export function messageSize(m: Message): number {
+  const n = bodyLen(m);
+  return varintLen(n) + n;
+}
+
+/** Encoded size of a packet of `msgs` (what encodePacket(msgs).length would be), without encoding it. */
+export function packetSize(msgs: readonly Message[]): number {
+  if (msgs.length > LIMITS.msgs) throw new RangeError('too many messages in one packet');
+  let n = PACKET_OVERHEAD;
+  for (const m of msgs) n += messageSize(m);
+  return n;
 }
 
 const enc = new TextEncoder();
@@ -99,7 +181,14 @@ class Reader {
     const n = this.varint();
     if (n > max) throw new Malformed('string too long');
     const p = this.take(n);
-    try { return dec.decode(this.b.subarray(p, p + n)); } catch { throw new Malformed('bad utf-8'); }
+    const b = this.b;
+    if (n <= 64) {
+      // Names and hosts are short ASCII: build them directly (TextDecoder's call cost dominates).
+      let s = '', ascii = true;
+      for (let i = p; i < p + n; i++) { const c = b[i] as number; if (c >= 0x80) { ascii = false; break; } s += String.fromCharCode(c); }
+      if (ascii) return s;
+    }
+    try { return dec.decode(b.subarray(p, p + n)); } catch { throw new Malformed('bad utf-8'); }
   }
   addr(): Addr { const host = this.str(LIMITS.host); return { host, port: this.u16() }; }
   bool(): boolean { const v = this.u8(); if (v > 1) throw new Malformed('bad bool'); return v === 1; }
@@ -188,20 +277,22 @@ function readBody(r: Reader): Message {
   }
 }
 
-/** One message as a length-prefixed frame, ready to be concatenated into a packet. */
-export function encodeMessage(m: Message): Uint8Array {
-  const w = new Writer();
+function writeFrame(w: Writer, m: Message, body: number): void {
+  w.varint(body);
+  const end = w.pos + body;
   writeBody(w, m);
-  const body = w.done();
-  const out = new Writer();
-  out.varint(body.length);
-  out.need(body.length);
-  out.buf.set(body, out.pos); out.pos += body.length;
-  return out.done();
+  if (w.pos !== end) throw new Error('codec: size mismatch (encoder bug)');
 }
 
+/** One message as a length-prefixed frame, ready to be concatenated into a packet. */
+export function encodeMessage(m: Message): Uint8Array {
+  const body = bodyLen(m);
+  const w = new Writer(new Uint8Array(varintLen(body) + body));
+  writeFrame(w, m, body);
+  return w.buf;
+}
 
-/** Packet from pre-encoded frames (the broadcast queue keeps frames so sizes are known up front). */
+/** Packet from pre-encoded frames. */
 export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {
   if (frames.length > LIMITS.msgs) throw new RangeError('too many messages in one packet');
   let n = 2;
@@ -213,8 +304,16 @@ export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** The packet, sized first and written into one buffer. */
 export function encodePacket(msgs: readonly Message[]): Uint8Array {
-  return encodeFrames(msgs.map(encodeMessage));
+  if (msgs.length > LIMITS.msgs) throw new RangeError('too many messages in one packet');
+  const bodies: number[] = new Array<number>(msgs.length);
+  let n = PACKET_OVERHEAD;
+  for (let i = 0; i < msgs.length; i++) { const b = bodyLen(msgs[i] as Message); bodies[i] = b; n += varintLen(b) + b; }
+  const w = new Writer(new Uint8Array(n));
+  w.u8(WIRE_VERSION); w.u8(msgs.length);
+  for (let i = 0; i < msgs.length; i++) writeFrame(w, msgs[i] as Message, bodies[i] as number);
+  return w.buf;
 }
 
 export const PACKET_OVERHEAD = 2;

@@ -3,7 +3,7 @@
 // Reference: hashicorp/memberlist (state.go), the SWIM paper, and Lifeguard (arXiv:1707.00788).
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast.js';
-import { encodeMessage, LIMITS, PACKET_OVERHEAD } from './codec.js';
+import { LIMITS, messageSize, PACKET_OVERHEAD } from './codec.js';
 import { type MeshConfig, pushPullScale, retransmitLimit, suspicionTimeouts, withDefaults } from './config.js';
 import type { Ack, Addr, Alive, Dead, MemberRecord, MemberStatus, Message, Nack, NetEvent, Outgoing, Ping, PingReq, PushPull, Suspect, TableEntry, TableEvent, Via } from './messages.js';
 import { pickK, type Rng, shuffle } from './rng.js';
@@ -82,6 +82,8 @@ export interface MembershipOptions {
   incarnation?: number;
 }
 
+const NOTHING: Outgoing[] = [];
+
 export class Membership {
   readonly name: string;
   readonly addr: Addr;
@@ -110,6 +112,12 @@ export class Membership {
   private listeners: ((e: MemberEvent) => void)[] = [];
   private leaving = false;
   private liveCount = 1;
+  // Periodic ticks, bound once (they are re-armed many times a second).
+  private readonly probeTickFn = (t: number): void => this.probeTick(t);
+  private readonly gossipTickFn = (t: number): void => this.gossipTick(t);
+  private readonly pushPullTickFn = (t: number): void => this.pushPullTick(t);
+  private readonly reconnectTickFn = (t: number): void => this.reconnectTick(t);
+  private readonly maintainTickFn = (t: number): void => this.maintainTick(t);
   now: number;
 
   constructor(o: MembershipOptions) {
@@ -124,11 +132,11 @@ export class Membership {
     this.broadcasts.enqueue(`m:${this.name}`, this.aliveMsg());
     // Stagger the periodic work so that members started together do not probe in lockstep.
     const c = this.config;
-    this.timers.at(o.now + this.rng.int(c.probeInterval), (t) => this.probeTick(t));
-    this.timers.at(o.now + this.rng.int(c.gossipInterval), (t) => this.gossipTick(t));
-    this.timers.at(o.now + c.pushPullInterval / 2 + this.rng.int(c.pushPullInterval), (t) => this.pushPullTick(t));
-    this.timers.at(o.now + c.reconnectInterval + this.rng.int(c.reconnectInterval), (t) => this.reconnectTick(t));
-    this.timers.at(o.now + 1000, (t) => this.maintainTick(t));
+    this.timers.at(o.now + this.rng.int(c.probeInterval), this.probeTickFn);
+    this.timers.at(o.now + this.rng.int(c.gossipInterval), this.gossipTickFn);
+    this.timers.at(o.now + c.pushPullInterval / 2 + this.rng.int(c.pushPullInterval), this.pushPullTickFn);
+    this.timers.at(o.now + c.reconnectInterval + this.rng.int(c.reconnectInterval), this.reconnectTickFn);
+    this.timers.at(o.now + 1000, this.maintainTickFn);
   }
 
   // ---- public surface -------------------------------------------------------------------------
@@ -173,8 +181,10 @@ export class Membership {
     this.timers.run(this.now);
   }
 
+  /** What to send, oldest first. Nothing to send is a shared empty array: do not mutate it. */
   drain(): Outgoing[] {
     const o = this.outbox;
+    if (o.length === 0) return NOTHING;
     this.outbox = [];
     return o;
   }
@@ -224,7 +234,7 @@ export class Membership {
     this.stats.packetsOut++;
     if (via === 'udp' && msgs.length < LIMITS.msgs) {
       let used = PACKET_OVERHEAD;
-      for (const m of msgs) used += encodeMessage(m).length;
+      for (const m of msgs) used += messageSize(m);
       const extra = this.broadcasts.take(this.config.packetBudget - used, LIMITS.msgs - msgs.length, this.retransmits());
       if (extra.length) msgs = msgs.concat(extra);
     }
@@ -256,7 +266,7 @@ export class Membership {
     const interval = this.awareness.scale(this.config.probeInterval);
     if (!this.leaving) this.probeOnce(now, interval);
     // Scheduled after the probe so that its end-of-probe check runs before the next probe starts.
-    this.timers.at(now + interval, (t) => this.probeTick(t));
+    this.timers.at(now + interval, this.probeTickFn);
   }
 
   private probeOnce(now: number, interval: number): void {
@@ -379,7 +389,7 @@ export class Membership {
     }
     if (m.inc <= st.inc) return;
     const prev = st.status;
-    this.suspicions.delete(st.name);
+    this.endSuspicion(st.name);
     st.inc = m.inc;
     st.addr = m.addr;
     st.meta = m.meta;
@@ -399,7 +409,7 @@ export class Membership {
       const s = this.suspicions.get(st.name);
       if (s && s.confirm(m.from)) {
         this.queue(m);
-        this.timers.at(s.deadline, () => this.suspicionFired(st.name, s));
+        this.armSuspicion(st.name, s);
       }
       return;
     }
@@ -415,8 +425,22 @@ export class Membership {
     const { min, max } = suspicionTimeouts(this.config, n);
     const s = new Suspicion(this.now, m.from, k, min, max);
     this.suspicions.set(st.name, s);
-    this.timers.at(s.deadline, () => this.suspicionFired(st.name, s));
+    this.armSuspicion(st.name, s);
     this.emit({ kind: 'suspect', member: st, prev: 'alive', from: m.from, at: this.now });
+  }
+
+  /** (Re)arms the suspicion's timer at its deadline, dropping the previous one. */
+  private armSuspicion(name: string, s: Suspicion): void {
+    if (s.timer) this.timers.cancel(s.timer);
+    s.timer = this.timers.at(s.deadline, () => this.suspicionFired(name, s));
+  }
+
+  /** The suspicion ended (refuted, confirmed dead, left): forget it and its timer. */
+  private endSuspicion(name: string): void {
+    const s = this.suspicions.get(name);
+    if (!s) return;
+    this.suspicions.delete(name);
+    if (s.timer) this.timers.cancel(s.timer);
   }
 
   private suspicionFired(name: string, s: Suspicion): void {
@@ -436,7 +460,7 @@ export class Membership {
       return;
     }
     const prev = st.status;
-    this.suspicions.delete(st.name);
+    this.endSuspicion(st.name);
     st.inc = m.inc;
     const left = m.from === m.node;
     this.setStatus(st, left ? 'left' : 'dead');
@@ -455,7 +479,7 @@ export class Membership {
   // ---- gossip and push/pull ---------------------------------------------------------------------
 
   private gossipTick(now: number): void {
-    this.timers.at(now + this.config.gossipInterval, (t) => this.gossipTick(t));
+    this.timers.at(now + this.config.gossipInterval, this.gossipTickFn);
     const limit = this.retransmits();
     if (this.broadcasts.length > 0) {
       // Recently dead members still get gossip so that a falsely accused node hears it and refutes.
@@ -471,7 +495,7 @@ export class Membership {
   }
 
   private pushPullTick(now: number): void {
-    this.timers.at(now + pushPullScale(this.config.pushPullInterval, this.liveCount), (t) => this.pushPullTick(t));
+    this.timers.at(now + pushPullScale(this.config.pushPullInterval, this.liveCount), this.pushPullTickFn);
     if (this.leaving) return;
     const [peer] = pickK(this.rng, this.list, 1, (m) => m !== this.self && m.status === 'alive');
     if (peer) this.sendPushPull(peer.addr, false, null);
@@ -479,8 +503,9 @@ export class Membership {
 
   /** serf-style reconnect: occasionally push/pull with a dead member, so split halves find each other. */
   private reconnectTick(now: number): void {
-    this.timers.at(now + this.config.reconnectInterval, (t) => this.reconnectTick(t));
+    this.timers.at(now + this.config.reconnectInterval, this.reconnectTickFn);
     if (this.leaving) return;
+    if (this.list.length === this.liveCount) return; // nobody dead or left: skip the scan
     const dead = this.list.filter((m) => m.status === 'dead');
     if (dead.length === 0 || this.rng.next() > dead.length / this.liveCount) return;
     const m = dead[this.rng.int(dead.length)] as Member;
@@ -488,10 +513,11 @@ export class Membership {
   }
 
   private maintainTick(now: number): void {
-    this.timers.at(now + 1000, (t) => this.maintainTick(t));
+    this.timers.at(now + 1000, this.maintainTickFn);
     this.broadcasts.prune(this.retransmits());
     const c = this.config;
-    const drop = this.list.filter((m) => m !== this.self && ((m.status === 'left' && now - m.since > c.gossipToTheDead) || (m.status === 'dead' && now - m.since > c.deadReclaim)));
+    // list.length - liveCount members are dead or left; the common case has none to scan for.
+    const drop = this.list.length === this.liveCount ? [] : this.list.filter((m) => m !== this.self && ((m.status === 'left' && now - m.since > c.gossipToTheDead) || (m.status === 'dead' && now - m.since > c.deadReclaim)));
     if (drop.length) {
       for (const m of drop) this.members.delete(m.name);
       this.list = this.list.filter((m) => this.members.get(m.name) === m);

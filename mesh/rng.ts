@@ -52,22 +52,29 @@ export function shuffle<T>(rng: Rng, a: T[]): T[] {
   return a;
 }
 
+/** Indices already drawn by pickK's probing phase (reused: pickK is not reentrant, and need not be). */
+const drawn: number[] = [];
+
 /** Up to k distinct random items of `from` that pass `ok` (reservoir-free partial shuffle on a copy). */
 export function pickK<T>(rng: Rng, from: readonly T[], k: number, ok: (x: T) => boolean): T[] {
   const out: T[] = [];
   if (k <= 0 || from.length === 0) return out;
-  // Few candidates relative to the list: random probing is cheap and allocation-free.
+  // Few candidates relative to the list: random probing is cheap and allocation-free (the drawn
+  // indices are at most a few dozen, so a linear scan beats a Set).
   const tries = Math.min(3 * from.length, 8 * k + 16);
-  const seen = new Set<number>();
+  let nDrawn = 0;
   for (let i = 0; i < tries && out.length < k; i++) {
     const j = rng.int(from.length);
-    if (seen.has(j)) continue;
-    seen.add(j);
+    let seen = false;
+    for (let d = 0; d < nDrawn; d++) if (drawn[d] === j) { seen = true; break; }
+    if (seen) continue;
+    drawn[nDrawn++] = j;
     const x = from[j] as T;
     if (ok(x)) out.push(x);
   }
-  if (out.length < k && seen.size < from.length) {
+  if (out.length < k && nDrawn < from.length) {
     // Sparse eligible set: fall back to a full scan in random order.
+    const seen = new Set<number>(drawn.slice(0, nDrawn));
     const rest: T[] = [];
     for (let j = 0; j < from.length; j++) if (!seen.has(j)) { const x = from[j] as T; if (ok(x)) rest.push(x); }
     shuffle(rng, rest);

@@ -1,11 +1,14 @@
 // Lifeguard dynamic suspicion (LHA-Suspicion): the timeout starts at `max` and shrinks towards `min`
 // logarithmically as independent members confirm the suspicion; so a really dead node is declared fast
 // when many see it, while a single lossy observer cannot kill a healthy node quickly.
+import type { TimerHandle } from './timers.js';
 
 export class Suspicion {
   private readonly confirmers = new Set<string>();
   private n = 0;
   deadline: number;
+  /** The owner's pending timer for `deadline` (so that it can be cancelled). */
+  timer: TimerHandle | null = null;
 
   /**
    * @param from the first suspecter; it does not count as a confirmation.

@@ -3,7 +3,7 @@
 // networks it takes part in; deletes leave tombstones that are reaped later; when an owner leaves a
 // network, leaves the cluster or is declared dead, every node drops its entries on its own.
 import { BroadcastQueue } from './broadcast.js';
-import { encodeMessage, LIMITS, PACKET_OVERHEAD } from './codec.js';
+import { LIMITS, messageSize, PACKET_OVERHEAD } from './codec.js';
 import { retransmitLimit } from './config.js';
 import type { Membership, MemberEvent, StateDelegate } from './membership.js';
 import type { NetEvent, PushPull, TableEntry, TableEvent } from './messages.js';
@@ -49,7 +49,11 @@ export class Tables implements StateDelegate {
   private clock = 0;
   private netClock = 0;
   /** Latest network event per node and network (our own included). */
-  private readonly nodeNets = new Map<string, Map<string, NetEvent>>();
+  /**
+   * Per node, its event per network: the event itself when it is in one network (the common case, a
+   * thousand times over in a big cluster), else a short list. Far smaller than a Map per node.
+   */
+  private readonly nodeNets = new Map<string, NetEvent | NetEvent[]>();
   private readonly netMembers = new Map<string, Set<string>>();
   private readonly netArrays = new Map<string, string[]>();
   private readonly data = new Map<string, Map<string, Stored>>();
@@ -105,7 +109,7 @@ export class Tables implements StateDelegate {
     const e: TableEntry = { network, table, key, value: value.slice(), owner: this.m.name, version: this.clock + 1, deleted: false };
     // Table events travel piggybacked in single UDP packets; an entry that cannot fit one could
     // only move by push/pull. Endpoint records are ~100-200 bytes, so refuse rather than stall.
-    if (encodeMessage({ t: 'table', ...e }).length > this.m.config.packetBudget - PACKET_OVERHEAD) throw new RangeError('table entry too large for one gossip packet');
+    if (messageSize({ t: 'table', ...e }) > this.m.config.packetBudget - PACKET_OVERHEAD) throw new RangeError('table entry too large for one gossip packet');
     this.clock++;
     this.store(e, tbl.get(tk(table, key)), true);
   }
@@ -154,11 +158,12 @@ export class Tables implements StateDelegate {
   localState(peer: string | null, reply: PushPull | null, tableOnly: boolean): { nets: NetEvent[]; entries: TableEntry[] } {
     const nets: NetEvent[] = [];
     // A table-only sync carries just our own network list (the peer needs it to pick entries).
-    for (const per of this.nodeNets.values()) for (const ev of per.values()) if (!tableOnly || ev.node === this.m.name) nets.push(ev);
+    if (tableOnly) nets.push(...netList(this.nodeNets.get(this.m.name)));
+    else for (const per of this.nodeNets.values()) { if (Array.isArray(per)) nets.push(...per); else nets.push(per); }
     // Only networks both sides take part in: tables never leave their network.
     const theirs = new Set<string>();
     if (reply) { for (const ev of reply.nets) if (ev.node === reply.source && !ev.leave) theirs.add(ev.network); }
-    else if (peer !== null) { for (const ev of this.nodeNets.get(peer)?.values() ?? []) if (!ev.leave) theirs.add(ev.network); }
+    else if (peer !== null) { for (const ev of netList(this.nodeNets.get(peer))) if (!ev.leave) theirs.add(ev.network); }
     const entries: TableEntry[] = [];
     for (const [net, tbl] of this.data) {
       if (peer === null && reply === null ? false : !theirs.has(net)) continue;
@@ -234,7 +239,7 @@ export class Tables implements StateDelegate {
       }
       return false;
     }
-    const cur = this.nodeNets.get(ev.node)?.get(ev.network);
+    const cur = findNet(this.nodeNets.get(ev.node), ev.network);
     if (cur && cur.ltime >= ev.ltime) return false;
     this.setNet(ev);
     if (ev.leave) this.dropOwner(ev.node, ev.network, false);
@@ -242,9 +247,13 @@ export class Tables implements StateDelegate {
   }
 
   private setNet(ev: NetEvent): void {
-    let per = this.nodeNets.get(ev.node);
-    if (!per) { per = new Map(); this.nodeNets.set(ev.node, per); }
-    per.set(ev.network, ev);
+    const per = this.nodeNets.get(ev.node);
+    if (!per) this.nodeNets.set(ev.node, ev);
+    else if (!Array.isArray(per)) this.nodeNets.set(ev.node, per.network === ev.network ? ev : [per, ev]);
+    else {
+      const i = per.findIndex((x) => x.network === ev.network);
+      if (i >= 0) per[i] = ev; else per.push(ev);
+    }
     let set = this.netMembers.get(ev.network);
     if (!set) { set = new Set(); this.netMembers.set(ev.network, set); }
     const had = set.has(ev.node);
@@ -253,9 +262,9 @@ export class Tables implements StateDelegate {
   }
 
   private forgetNode(node: string): void {
-    for (const net of this.nodeNets.get(node)?.keys() ?? []) {
-      this.netMembers.get(net)?.delete(node);
-      this.netArrays.delete(net);
+    for (const { network } of netList(this.nodeNets.get(node))) {
+      this.netMembers.get(network)?.delete(node);
+      this.netArrays.delete(network);
     }
     this.nodeNets.delete(node);
   }
@@ -345,6 +354,17 @@ export class Tables implements StateDelegate {
   private reapPeriod(): number {
     return Math.max(1000, Math.min(this.m.config.tombstoneReap / 4, 10_000));
   }
+}
+
+function findNet(per: NetEvent | readonly NetEvent[] | undefined, network: string): NetEvent | undefined {
+  if (per === undefined) return undefined;
+  if (!Array.isArray(per)) return (per as NetEvent).network === network ? (per as NetEvent) : undefined;
+  for (const ev of per as readonly NetEvent[]) if (ev.network === network) return ev;
+  return undefined;
+}
+
+function netList(per: NetEvent | readonly NetEvent[] | undefined): readonly NetEvent[] {
+  return per === undefined ? [] : Array.isArray(per) ? per : [per as NetEvent];
 }
 
 function tk(table: string, key: string): string {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { decodePacket, encodePacket, LIMITS } from '../../../mesh/codec.js';
+import { decodePacket, encodeMessage, encodePacket, LIMITS, messageSize, packetSize } from '../../../mesh/codec.js';
 import { fuzzDecoder, message } from '../../bench/mesh-fuzz.js';
 
 /** Stable text form: bytes as arrays, keys sorted, prototypes ignored. */
@@ -17,6 +17,23 @@ t.test('every message kind round-trips', async (t) => {
     return canon(decodePacket(encodePacket(msgs))) === canon({ ok: true, msgs });
   }), { numRuns: 500 });
   t.pass('500 random packets round-tripped');
+});
+
+t.test('sizes without encoding: packetSize and messageSize are exactly the encoded lengths', async (t) => {
+  fc.assert(fc.property(fc.array(message, { minLength: 0, maxLength: 8 }), (msgs) => {
+    return packetSize(msgs) === encodePacket(msgs).length && msgs.every((m) => messageSize(m) === encodeMessage(m).length);
+  }), { numRuns: 500 });
+  // Non-ASCII names and hosts take the TextEncoder path in the writer and Buffer.byteLength in the sizes.
+  const uni = fc.string({ unit: 'binary', maxLength: 20 });
+  fc.assert(fc.property(uni, uni, uni, (node, from, host) => {
+    const msgs = [{ t: 'suspect' as const, node, inc: 7, from }, { t: 'alive' as const, node, inc: 1, addr: { host, port: 1 }, meta: new Uint8Array(3) }];
+    const pkt = encodePacket(msgs);
+    const back = decodePacket(pkt);
+    return packetSize(msgs) === pkt.length && back.ok && (back.msgs[0] as { node: string }).node === node && (back.msgs[1] as { addr: { host: string } }).addr.host === host;
+  }), { numRuns: 300 });
+  t.throws(() => packetSize([{ t: 'suspect', node: 'x'.repeat(256), inc: 1, from: 'y' }]), 'sizes refuse what the encoder refuses');
+  t.throws(() => packetSize([{ t: 'net', node: 'x', network: 'n', ltime: 2 ** 48, leave: false }]));
+  t.pass('sizes match');
 });
 
 t.test('strict: truncation, trailing bytes, bad version, bad enum values are rejected', async (t) => {

@@ -2,7 +2,11 @@ import t from 'tap';
 import { BroadcastQueue } from '../../../mesh/broadcast.js';
 import { DEFAULT_CONFIG, pushPullScale, retransmitLimit, suspicionTimeouts, withDefaults, type MeshConfig } from '../../../mesh/config.js';
 import type { MemberEvent } from '../../../mesh/membership.js';
+import { messageSize } from '../../../mesh/codec.js';
+import type { Message } from '../../../mesh/messages.js';
+import { Sfc32 } from '../../../mesh/rng.js';
 import { Suspicion } from '../../../mesh/suspicion.js';
+import { type TimerHandle, Timers } from '../../../mesh/timers.js';
 import { SimNet } from '../../bench/mesh-simnet.js';
 
 /** n members that join one by one, each through a random earlier member (the real join path). */
@@ -60,6 +64,79 @@ t.test('rules: retransmit limit, push/pull scale, broadcast queue order and inva
   for (let i = 0; i < 5; i++) q.take(1000, 10, 3);
   t.equal(q.length, 0, 'dropped after the limit');
   t.same(q.take(10, 10, 3), []);
+});
+
+/** The queue as first written (a sorted array rebuilt on every take), to check the faster one against. */
+class ReferenceQueue {
+  items: { key: string; msg: Message; size: number; transmits: number }[] = [];
+  enqueue(key: string, msg: Message): void {
+    this.items = this.items.filter((it) => it.key !== key);
+    this.items.unshift({ key, msg, size: messageSize(msg), transmits: 0 });
+  }
+  take(budget: number, maxMsgs: number, limit: number): Message[] {
+    const out: Message[] = [], kept: typeof this.items = [], taken: typeof this.items = [];
+    for (const it of this.items) {
+      if (out.length < maxMsgs && it.size <= budget) {
+        budget -= it.size; out.push(it.msg); it.transmits++;
+        if (it.transmits < limit) taken.push(it);
+      } else kept.push(it);
+    }
+    const merged: typeof this.items = [];
+    let i = 0, j = 0;
+    while (i < kept.length || j < taken.length) {
+      const a = kept[i], b = taken[j];
+      if (b === undefined || (a !== undefined && a.transmits <= b.transmits)) { merged.push(a!); i++; } else { merged.push(b); j++; }
+    }
+    this.items = merged;
+    return out;
+  }
+  prune(limit: number): void { this.items = this.items.filter((it) => it.transmits < limit); }
+}
+
+t.test('broadcast queue: same choices as the reference queue over random operations', async (t) => {
+  const rng = new Sfc32(11);
+  for (let run = 0; run < 200; run++) {
+    const q = new BroadcastQueue(), ref = new ReferenceQueue();
+    for (let op = 0; op < 200; op++) {
+      const r = rng.next();
+      if (r < 0.5) {
+        const node = `n${rng.int(12)}`;
+        const msg: Message = rng.next() < 0.5 ? { t: 'suspect', node, inc: op, from: 'x'.repeat(rng.int(40)) } : { t: 'alive', node, inc: op, addr: { host: node, port: 1 }, meta: new Uint8Array(rng.int(30)) };
+        q.enqueue(`m:${node}`, msg); ref.enqueue(`m:${node}`, msg);
+      } else if (r < 0.95) {
+        const budget = 20 + rng.int(200), max = 1 + rng.int(5), limit = 1 + rng.int(6);
+        const a = q.take(budget, max, limit), b = ref.take(budget, max, limit);
+        if (a.length !== b.length || a.some((m, i) => m !== b[i])) { t.fail(`run ${run} op ${op}: take differs`); return; }
+      } else {
+        const limit = 1 + rng.int(4);
+        q.prune(limit); ref.prune(limit);
+      }
+      if (q.length !== ref.items.length) { t.fail(`run ${run} op ${op}: length ${q.length} != ${ref.items.length}`); return; }
+    }
+  }
+  t.pass('200 runs of 200 operations agree');
+});
+
+t.test('timers: run in time order (ties by creation), cancel removes', async (t) => {
+  const rng = new Sfc32(5);
+  const timers = new Timers();
+  const ref: { at: number; id: number; live: boolean }[] = [];
+  const handles: TimerHandle[] = [];
+  const fired: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const at = rng.int(500);
+    const id = i;
+    handles.push(timers.at(at, () => fired.push(id)));
+    ref.push({ at, id, live: true });
+    if (rng.next() < 0.3) { const k = rng.int(handles.length); timers.cancel(handles[k]!); ref[k]!.live = false; }
+  }
+  timers.cancel(handles[0]!); ref[0]!.live = false; // twice is harmless
+  t.equal(timers.size, ref.filter((r) => r.live).length, 'cancelled timers leave the heap');
+  timers.run(250);
+  timers.run(1000);
+  const want = ref.filter((r) => r.live).sort((a, b) => a.at - b.at || a.id - b.id).map((r) => r.id);
+  t.same(fired, want);
+  t.equal(timers.next(), Infinity);
 });
 
 t.test('join through any member: everyone learns everyone', async (t) => {
