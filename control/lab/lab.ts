@@ -156,6 +156,8 @@ export async function labDown(prefix: string, progress: Progress = () => undefin
   const removedNetns: string[] = [];
   for (const ns of found.netns) if (deleteNetns(ns)) removedNetns.push(ns);
   for (const ns of found.netns) removeNodeRunDir(ns);
+  const containers = await removeLabContainers(prefix);
+  if (containers) progress(`removed ${containers} containers`);
   fs.rmSync(statePath(prefix), { force: true });
   progress(removedNetns.length || removedHostLink ? `removed ${[...removedNetns, ...(removedHostLink ? [`${prefix}-h`] : [])].join(', ')}` : `nothing to remove for lab "${prefix}"`);
   return { removedNetns, removedHostLink };
@@ -273,3 +275,18 @@ async function formCluster(plan: LabPlan, managers: number, progress: Progress):
 }
 
 export { nodeRunDir };
+
+/** Containers the lab's daemons ran with the docker runtime (named PREFIX-nN-t-...). */
+async function removeLabContainers(prefix: string): Promise<number> {
+  if (!fs.existsSync('/var/run/docker.sock')) return 0;
+  const { default: Docker } = await import('dockerode');
+  const docker = new Docker();
+  try {
+    const list = await docker.listContainers({ all: true });
+    const mine = list.filter((c) => c.Names.some((n) => new RegExp(`^/${prefix}-n\\d+-t-`).test(n)));
+    for (const c of mine) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    return mine.length;
+  } catch {
+    return 0; // no dockerd running: nothing of ours can be there
+  }
+}
