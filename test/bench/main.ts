@@ -3,10 +3,31 @@
 import { formatFigure, ratioInOurFavour, type Figure } from './figures.js';
 import { netlinkBench } from './netlink-bench.js';
 import { raftVsEtcdBench } from './raft-vs-etcd.js';
+import { schedulerBench } from './scheduler-bench.js';
+import { meshSimBench } from './mesh-sim.js';
+import { meshFuzzBench } from './mesh-fuzz.js';
+import { servicesBench } from './services-bench.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+// Benches written as scripts print their own figures; run them as they are.
+function script(file: string, ...args: string[]): () => Promise<Figure[]> {
+  return async () => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL(file, import.meta.url)), ...args], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`${file} exited with ${r.status}`);
+    return [];
+  };
+}
 
 const benches: Record<string, () => Promise<Figure[]>> = {
   netlink: netlinkBench,
   raft: raftVsEtcdBench,
+  'raft-sim': script('./raft-sim.js', '1', '10000'),
+  mesh: meshSimBench,
+  'mesh-fuzz': meshFuzzBench,
+  dns: script('./dns-resolver.js'),
+  scheduler: schedulerBench,
+  services: servicesBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
