@@ -224,7 +224,8 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
     }),
   );
   const expected = new Set([plan.underlayNetns, ...plan.nodes.map((n) => n.netns)]);
-  return { prefix, up: true, subnet: plan.subnet, hostAddress: plan.hostAddress, nodes, leftovers: found.netns.filter((n) => !expected.has(n)) };
+  // Task namespaces (PREFIX-nN-t-ID) belong to running tasks, not to the past.
+  return { prefix, up: true, subnet: plan.subnet, hostAddress: plan.hostAddress, nodes, leftovers: found.netns.filter((n) => !expected.has(n) && !n.includes('-t-')) };
 }
 
 /** Runs a command in a node's namespace with the caller's stdio; resolves to its exit code. */
