@@ -48,10 +48,10 @@ export class Tables implements StateDelegate {
   readonly stats: TableStats = { eventsIn: 0, applied: 0, stale: 0, notMember: 0, ownerGone: 0, reaped: 0, subscriberErrors: 0 };
   private clock = 0;
   private netClock = 0;
-  /** Latest network event per node and network (our own included). */
   /**
-   * Per node, its event per network: the event itself when it is in one network (the common case, a
-   * thousand times over in a big cluster), else a short list. Far smaller than a Map per node.
+   * Latest network event per node and network (our own included): the event itself when the node is
+   * in one network (the common case, a thousand times over in a big cluster), else a short list.
+   * Far smaller than a Map per node.
    */
   private readonly nodeNets = new Map<string, NetEvent | NetEvent[]>();
   private readonly netMembers = new Map<string, Set<string>>();
