@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { call, parseHost, type Target } from '../api/client.js';
 import { parseFormat, printJson, table, type Format } from './output.js';
+import { parseDuration } from './service-flags.js';
 
 export type TargetFn = () => Target;
 
@@ -72,9 +73,21 @@ export function swarmCommand(target: TargetFn): Command {
     .command('update')
     .description('change cluster settings')
     .option('--rotate-gossip-key', 'rotate the gossip encryption key now (add everywhere, then switch, then drop the oldest)')
+    .option('--dispatcher-heartbeat <d>', 'how often nodes report to the managers, e.g. 1s (a node is down after 3 missed)')
+    .option('--gossip-key-rotation <d>', 'how often the leader rotates the gossip key, e.g. 12h')
     .addOption(formatOption())
-    .action(async (o: { rotateGossipKey?: boolean; format: Format }) => {
-      if (!o.rotateGossipKey) throw new Error('nothing to update: pass --rotate-gossip-key');
+    .action(async (o: { rotateGossipKey?: boolean; dispatcherHeartbeat?: string; gossipKeyRotation?: string; format: Format }) => {
+      const spec: Record<string, number> = {};
+      if (o.dispatcherHeartbeat) spec.heartbeatPeriodMs = parseDuration(o.dispatcherHeartbeat, '--dispatcher-heartbeat');
+      if (o.gossipKeyRotation) spec.gossipKeyRotationMs = parseDuration(o.gossipKeyRotation, '--gossip-key-rotation');
+      if (Object.keys(spec).length) {
+        await call(target(), 'POST', '/v1/swarm/spec', spec);
+        if (o.format !== 'json') console.log('Cluster settings updated.');
+      }
+      if (!o.rotateGossipKey) {
+        if (!Object.keys(spec).length) throw new Error('nothing to update: pass --rotate-gossip-key, --dispatcher-heartbeat or --gossip-key-rotation');
+        return;
+      }
       const r = await call<{ ids: string[]; primary: string }>(target(), 'POST', '/v1/swarm/rotate-gossip-key', {}, 60_000);
       if (o.format === 'json') return printJson(r);
       console.log(`Gossip key rotated: primary ${r.primary}, ring ${r.ids.join(', ')}.`);

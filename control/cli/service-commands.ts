@@ -291,6 +291,23 @@ export function serviceCommand(target: TargetFn): Command {
     });
 
   svc
+    .command('logs')
+    .description("the output of a service's tasks, collected from the nodes that run them")
+    .option('-n, --tail <n>', 'only the last N lines of each task')
+    .option('-a, --all', 'include tasks that have stopped (still kept on their nodes)')
+    .argument('<service>')
+    .action(async (ref: string, o: { tail?: string; all?: boolean }) => {
+      const q = new URLSearchParams();
+      if (o.tail) q.set('tail', o.tail);
+      if (o.all) q.set('all', '1');
+      const list = await call<{ task: string; node: string; logs: string; error?: string }[]>(target(), 'GET', `/v1/services/${encodeURIComponent(ref)}/logs?${q}`);
+      for (const t of list) {
+        if (t.error) console.error(`${t.task}@${t.node}: (logs unavailable: ${t.error})`);
+        for (const line of t.logs.split('\n')) if (line) console.log(`${t.task}@${t.node}    | ${line}`);
+      }
+    });
+
+  svc
     .command('inspect')
     .description('the service object, as JSON')
     .argument('<service>')

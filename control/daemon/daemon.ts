@@ -43,6 +43,8 @@ export interface ClusterMembership {
   managers: Record<string, string>;
   /** Shared by managers; authenticates forwarded requests until mutual TLS replaces it. */
   clusterKey?: string;
+  /** Shared by every node: managers use it to reach agents (task logs) until mutual TLS. */
+  agentKey?: string;
 }
 
 export interface NodeIdentity {
@@ -59,6 +61,7 @@ export interface JoinTokens {
 interface ClusterSecrets {
   tokens: JoinTokens;
   clusterKey: string;
+  agentKey?: string;
 }
 
 const DEFAULT_PORT = 2377;
@@ -72,6 +75,8 @@ export class Daemon {
   private monitorTimer: NodeJS.Timeout | undefined;
   /** Leader only: when each node last sent a heartbeat. */
   readonly lastSeen = new Map<string, number>();
+  /** Leader only: sessions currently held open, by node. */
+  private readonly openSessions = new Map<string, number>();
   private leaderSince = 0;
   readonly router = new Router();
   gossip: GossipAgent | undefined;
@@ -240,6 +245,24 @@ export class Daemon {
     }
   }
 
+  checkAgentKey(key: string | undefined): void {
+    if (!this.identity.cluster?.agentKey || key !== this.identity.cluster.agentKey) throw new ApiError(403, 'forbidden', 'this call is only for managers of this cluster');
+  }
+
+  /** Manager: a task's logs, from the node that runs (or ran) it. */
+  async taskLogs(nodeId: string, taskId: string, tail?: number): Promise<string> {
+    if (nodeId === this.identity.nodeId) {
+      if (!this.agent) throw new ApiError(503, 'no-agent', 'this node runs no agent');
+      return this.agent.logs(taskId, tail);
+    }
+    const n = this.requireManager().store.get('node', nodeId);
+    if (!n) throw new ApiError(404, 'not-found', `node ${nodeId} is gone`);
+    const [host, port] = splitHostPort(n.addr);
+    const key = this.secrets().agentKey;
+    const r = await call<{ logs: string }>({ host, port, display: n.addr }, 'POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/logs`, { agentKey: key, ...(tail !== undefined ? { tail } : {}) }, 10_000);
+    return r.logs;
+  }
+
   checkClusterKey(body: unknown): void {
     const key = (body as { clusterKey?: string } | undefined)?.clusterKey;
     if (!this.identity.cluster?.clusterKey || key !== this.identity.cluster.clusterKey) {
@@ -264,7 +287,8 @@ export class Daemon {
       const { listenAddr, advertiseAddr } = addrs(opts);
       const clusterId = newId();
       const clusterKey = newId() + newId();
-      this.identity.cluster = { clusterId, role: 'manager', advertiseAddr, listenAddr, managers: {}, clusterKey };
+      const agentKey = newId() + newId();
+      this.identity.cluster = { clusterId, role: 'manager', advertiseAddr, listenAddr, managers: {}, clusterKey, agentKey };
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       // Bootstrap a one-member Raft group with ourselves.
       this.manager = new Manager({
@@ -286,7 +310,7 @@ export class Daemon {
         name: 'default',
         gossip: { keys: [Buffer.from(generateKey()).toString('base64')], primary: 0, rotatedAt: new Date().toISOString() },
         spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000 },
-        secrets: { tokens: { worker: newToken(clusterId), manager: newToken(clusterId) }, clusterKey },
+        secrets: { tokens: { worker: newToken(clusterId), manager: newToken(clusterId) }, clusterKey, agentKey },
       };
       await this.manager.propose([
         { op: 'create', kind: 'cluster', object: cluster },
@@ -339,7 +363,7 @@ export class Daemon {
         throw new ApiError(ce.status && ce.status >= 400 ? ce.status : 502, ce.code ?? 'join-failed', `join via ${remote} failed: ${ce.message}`);
       }
       if (clusterDigest(reply.clusterId) !== parseToken(opts.token).digest) throw new ApiError(400, 'wrong-cluster', `the manager at ${remote} belongs to another cluster than the token`);
-      this.identity.cluster = { clusterId: reply.clusterId, role: reply.role, advertiseAddr, listenAddr, managers: reply.managers, ...(reply.clusterKey ? { clusterKey: reply.clusterKey } : {}) };
+      this.identity.cluster = { clusterId: reply.clusterId, role: reply.role, advertiseAddr, listenAddr, managers: reply.managers, ...(reply.clusterKey ? { clusterKey: reply.clusterKey } : {}), ...(reply.agentKey ? { agentKey: reply.agentKey } : {}) };
       if (reply.role === 'manager') fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       this.saveIdentity();
       await this.startClusterRuntime();
@@ -393,7 +417,7 @@ export class Daemon {
     await m.propose([existing ? { op: 'update', kind: 'node', object: { ...obj, labels: existing.labels, availability: existing.availability } } : { op: 'create', kind: 'node', object: obj }]);
     this.lastSeen.set(req.nodeId, Date.now());
     this.log(`node ${req.nodeId} (${req.hostname}, ${req.addr}) joined as a ${role}`);
-    return { clusterId: cluster.id, role, managers: this.managerAddrs(), ...(role === 'manager' ? { clusterKey: secrets.clusterKey } : {}) };
+    return { clusterId: cluster.id, role, managers: this.managerAddrs(), ...(secrets.agentKey ? { agentKey: secrets.agentKey } : {}), ...(role === 'manager' ? { clusterKey: secrets.clusterKey } : {}) };
   }
 
   managerAddrs(): Record<string, string> {
@@ -490,7 +514,21 @@ export class Daemon {
     const orch = this.orch;
     if (!orch) return reply;
     if (body.reports.length) reply.errors = await orch.applyReports(body.nodeId, body.reports);
-    else await orch.waitForChange(body.nodeId, body.knownVersion, Math.min(body.waitMs, 5000));
+    else {
+      // Hold no longer than the heartbeat period. While held, the node is connected, so it counts as
+      // alive (openSessions), and the end of the hold is a heartbeat too: changing the period can
+      // then never make a healthy node look silent.
+      const period = this.manager?.store.list('cluster')[0]?.spec.heartbeatPeriodMs ?? 1000;
+      this.openSessions.set(body.nodeId, (this.openSessions.get(body.nodeId) ?? 0) + 1);
+      try {
+        await orch.waitForChange(body.nodeId, body.knownVersion, Math.min(body.waitMs, period));
+      } finally {
+        const n = (this.openSessions.get(body.nodeId) ?? 1) - 1;
+        if (n > 0) this.openSessions.set(body.nodeId, n);
+        else this.openSessions.delete(body.nodeId);
+        this.lastSeen.set(body.nodeId, Date.now());
+      }
+    }
     if (!this.manager?.isLeader()) return reply;
     const a = orch.assignments(body.nodeId);
     const names = new Map(this.manager.store.list('service').map((sv) => [sv.id, sv.spec.name]));
@@ -642,7 +680,7 @@ export class Daemon {
       }
       for (const n of m.store.list('node')) {
         const seen = this.lastSeen.get(n.id) ?? this.leaderSince;
-        const alive = now - seen <= deadline;
+        const alive = now - seen <= deadline || (this.openSessions.get(n.id) ?? 0) > 0;
         if (alive && n.state !== 'ready') {
           await m.propose([{ op: 'update', kind: 'node', object: { ...stripMeta(n), state: 'ready' }, version: n.meta.version }]).catch(() => undefined);
         } else if (!alive && n.state === 'ready') {
@@ -684,6 +722,7 @@ export interface JoinReply {
   role: TokenRole;
   managers: Record<string, string>;
   clusterKey?: string;
+  agentKey?: string;
 }
 
 export function stripMeta<T extends { meta?: unknown }>(o: T): Omit<T, 'meta'> {

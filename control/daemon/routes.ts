@@ -148,6 +148,28 @@ export function registerRoutes(d: Daemon): void {
     { remote: true },
   );
 
+  r.on(
+    'POST',
+    '/v1/swarm/spec',
+    async (req) => {
+      const body = z.object({ heartbeatPeriodMs: z.number().int().min(100).max(60_000).optional(), gossipKeyRotationMs: z.number().int().min(60_000).optional(), clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
+      if (req.via === 'remote') d.checkClusterKey(body);
+      const { clusterKey: _k, ...change } = body;
+      return d.onLeader('POST', req.path, change, async () => {
+        for (let attempt = 0; ; attempt++) {
+          const c = d.cluster();
+          try {
+            await d.requireManager().propose([{ op: 'update', kind: 'cluster', object: { ...stripMeta(c), spec: { ...c.spec, ...change } }, version: c.meta.version }]);
+            return { spec: { ...c.spec, ...change } };
+          } catch (e) {
+            if (!(e instanceof ManagerError && e.code === 'conflict') || attempt >= 5) throw Daemon.toApiError(e);
+          }
+        }
+      });
+    },
+    { remote: true },
+  );
+
   // ---- gossip ----
   r.on(
     'POST',

@@ -197,6 +197,35 @@ export function registerServiceRoutes(d: Daemon): void {
     return { ...s, summary: summarize(d, s) };
   });
 
+  // Logs live on the nodes: the manager collects them from each task's node (tail per task).
+  r.on('GET', '/v1/services/:ref/logs', async (req) => {
+    await wrap(d.requireManager().linearizableRead());
+    const s = findService(d, req.params.ref!);
+    const tail = req.query.get('tail') ? z.coerce.number().int().min(0).max(100_000).parse(req.query.get('tail')) : undefined;
+    const rows = taskRows(d, s).filter((t) => t.nodeId && (req.query.get('all') === '1' || t.desiredState === 'running'));
+    return Promise.all(
+      rows.map(async (t) => {
+        try {
+          return { task: t.name, id: t.id, node: t.node, logs: await d.taskLogs(t.nodeId!, t.id, tail) };
+        } catch (e) {
+          return { task: t.name, id: t.id, node: t.node, logs: '', error: (e as Error).message };
+        }
+      }),
+    );
+  });
+
+  r.on(
+    'POST',
+    '/v1/agent/tasks/:id/logs',
+    async (req) => {
+      const body = z.object({ agentKey: z.string().optional(), tail: z.number().int().min(0).optional() }).strict().parse(req.body ?? {});
+      if (req.via === 'remote') d.checkAgentKey(body.agentKey);
+      if (!d.agent) throw new ApiError(503, 'no-agent', 'this node runs no agent');
+      return { logs: await d.agent.logs(req.params.id!, body.tail) };
+    },
+    { remote: true },
+  );
+
   r.on('GET', '/v1/services/:ref/tasks', async (req) => {
     await wrap(d.requireManager().linearizableRead());
     const s = findService(d, req.params.ref!);

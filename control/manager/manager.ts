@@ -3,11 +3,29 @@
 //
 // Group commit: every input (tick, message, proposal) only marks the node dirty; one Ready is
 // processed per event-loop turn, so all proposals that arrived meanwhile share one write and fsync.
+//
+// Persisting off the event loop (etcd's pipeline): a Ready's WAL write + fsync runs on libuv's thread
+// pool, and at most one Ready is in flight. Meanwhile the event loop goes on accepting requests and
+// stepping messages, ticks and proposals into the RawNode (allowed between ready() and advance(); the
+// next ready() waits for advance()), so the next Ready batches everything that arrived during the
+// fsync. The rules that keep this Raft:
+//  - a follower's or candidate's messages (acks, votes) go out only once the Ready they belong to is
+//    durable: they promise what it holds. Messages produced while a write is in flight belong to the
+//    next Ready and wait for its write.
+//  - the leader sends its appends and heartbeats BEFORE its own fsync, so the disks work in parallel;
+//    they promise nothing about its disk. But it counts its own log towards the commit quorum only up
+//    to what is durable (RawNode.enableAsyncPersistence caps its own match index; ackPersisted() after
+//    advance() is the local ack of etcd-io/raft), so an entry is committed only when it is durable on
+//    a quorum of disks, the leader's counting only once its fsync is done.
+//  - committed entries are applied at once if they are already durable here (they precede this
+//    Ready's new entries), the rest (committed by a quorum of others, e.g. a follower told by the same
+//    append that carried them) only after this Ready's write: committed entries are durable on a
+//    quorum anyway, but a snapshot of the store must never cover entries missing from our own log.
+//  - a snapshot from the leader is persisted (synchronously: it is rare) before it is applied.
+//  - stop() closes the WAL only after an in-flight write completes (its completion then does nothing
+//    else); a process exit meanwhile is a crash, which the WAL's torn-tail recovery handles, and
+//    nothing that write promised was sent.
 // Two more things keep fsyncs off the commit path (as etcd does):
-//  - the leader sends its appends to followers before its own fsync, so the disks work in parallel.
-//    Safe: the fsync is synchronous, so no follower's ack (and so no commit) can be processed before
-//    the leader's entries are durable, and a follower holding entries its crashed leader lost is
-//    ordinary Raft.
 //  - proposals that arrive in one turn go to Raft as one multi-entry proposal, so the leader sends
 //    each follower one append for all of them, not one per proposal.
 //  - a hard state whose only change is the commit index is not fsynced on its own (Raft's commit index
@@ -80,6 +98,8 @@ export class Manager {
   private tickTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private stopped = false;
+  /** The Ready whose WAL write is in flight (at most one). */
+  private inflight: Ready | undefined;
   private waiters = new Map<string, Waiter>();
   private reads = new Map<string, { index: number | undefined; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private lastContact = new Map<NodeId, number>();
@@ -140,6 +160,7 @@ export class Manager {
       electionMs: this.o.electionMs ?? 1000,
       applied: snap.meta.index,
     });
+    this.node.enableAsyncPersistence();
     for (const [id, addr] of Object.entries(this.members)) if (id !== this.o.id) this.transport.setPeer(id, addr);
     this.tickTimer = setInterval(() => {
       this.node.tick();
@@ -181,15 +202,16 @@ export class Manager {
   }
 
   private processReady(): void {
+    // Proposals go into Raft even while a write is in flight: the leader appends them now, and the
+    // next Ready carries them all.
     this.flushProposals();
-    while (!this.stopped && this.node.hasReady()) {
-      const rd = this.node.ready();
-      this.handleReady(rd);
-      this.node.advance(rd);
+    while (!this.stopped && !this.inflight && this.node.hasReady()) {
+      if (!this.handleReady(this.node.ready())) break; // its write is in flight
     }
   }
 
-  private handleReady(rd: Ready): void {
+  /** Handles one Ready; returns false if its write is still in flight (writeDone finishes it). */
+  private handleReady(rd: Ready): boolean {
     if (rd.softState) {
       if (rd.softState.lead !== this.leaderSeen) {
         this.leaderSeen = rd.softState.lead;
@@ -208,15 +230,55 @@ export class Manager {
         this.send(early);
       }
     }
+    for (const rs of rd.readStates) {
+      const r = this.reads.get(rs.context);
+      if (r) r.index = rs.index;
+    }
     // 1. persist: snapshot, entries and hard state in one write + fsync
-    if (rd.snapshot || rd.mustSync) {
+    if (rd.snapshot) {
+      // rare (a follower far behind): synchronously, and before anything is applied
       const hardState = rd.hardState ?? this.pendingHard;
-      this.wal.save({ entries: rd.entries, ...(hardState ? { hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      this.wal.save({ entries: rd.entries, ...(hardState ? { hardState } : {}), snapshot: rd.snapshot });
       this.pendingHard = undefined;
       this.fsyncs++;
+    } else if (rd.mustSync) {
+      const hardState = rd.hardState ?? this.pendingHard;
+      this.pendingHard = undefined;
+      // committed entries before this Ready's new ones are durable here already: apply them while
+      // the disk works (on the leader these are what the followers acknowledged meanwhile)
+      const firstNew = rd.entries.length ? rd.entries[0]!.index : Infinity;
+      let applied = 0;
+      while (applied < rd.committedEntries.length && rd.committedEntries[applied]!.index < firstNew) this.applyEntry(rd.committedEntries[applied++]!);
+      if (applied) this.serveReads();
+      this.inflight = rd;
+      this.wal.saveAsync({ entries: rd.entries, ...(hardState ? { hardState } : {}) }, (err) => this.writeDone(rd, later, applied, err));
+      return false;
     } else if (rd.hardState) {
       this.deferHardState(rd.hardState);
     }
+    this.finishReady(rd, later, 0);
+    return true;
+  }
+
+  /** The Ready in flight is durable (or its write failed). */
+  private writeDone(rd: Ready, later: Message[], applied: number, err: Error | null): void {
+    this.inflight = undefined;
+    if (this.stopped) return; // stop() closed the WAL behind this write; nothing it promised was sent
+    if (err) {
+      // The log's tail is unknown: going on could acknowledge entries that are not on disk. As etcd
+      // does, give up; a restart recovers from what the WAL holds.
+      this.log(`raft: WAL write failed: ${err.message}`);
+      throw new Error(`raft: WAL write failed: ${err.message}`);
+    }
+    this.fsyncs++;
+    this.finishReady(rd, later, applied);
+    if (this.pendingHard && !this.hardTimer) this.deferHardState(this.pendingHard);
+    // the next Ready at once: everything stepped during the write goes into it
+    this.processReady();
+  }
+
+  /** Everything after persisting: storage, the remaining messages, applying, advance(). */
+  private finishReady(rd: Ready, later: Message[], applied: number): void {
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
@@ -227,13 +289,12 @@ export class Manager {
       this.restoreSnapshot(rd.snapshot.data);
       this.conf = rd.snapshot.meta.conf;
     }
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    for (const rs of rd.readStates) {
-      const r = this.reads.get(rs.context);
-      if (r) r.index = rs.index;
-    }
+    for (let i = applied; i < rd.committedEntries.length; i++) this.applyEntry(rd.committedEntries[i]!);
     this.serveReads();
     this.maybeSnapshot();
+    this.node.advance(rd);
+    // the leader's own log now counts towards the quorum (see the top of this file)
+    this.node.ackPersisted();
   }
 
   private leaderSeen: NodeId = '';
@@ -252,7 +313,8 @@ export class Manager {
   }
 
   private flushHardState(): void {
-    if (!this.pendingHard || this.stopped) return;
+    // while a write is in flight the file is its own; writeDone re-arms the timer
+    if (!this.pendingHard || this.stopped || this.wal.busy()) return;
     this.wal.save({ entries: [], hardState: this.pendingHard });
     this.pendingHard = undefined;
     this.fsyncs++;
@@ -463,6 +525,7 @@ export class Manager {
     }
     this.waiters.clear();
     this.reads.clear();
+    // waits for a write in flight (if any) before closing the file: no write after close
     this.wal.close();
   }
 }

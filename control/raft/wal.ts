@@ -10,6 +10,11 @@
 // One Ready is one write() and one fsync() (group commit). A crash can leave a torn last write; on
 // open, the first record that is short or fails its checksum marks the end of the log and the file
 // is truncated there. Everything before it was fsynced in earlier batches.
+//
+// Two ways to save a batch: save() blocks (start-up, recovery, tests), saveAsync() runs the write and
+// the fsync on libuv's thread pool so the event loop keeps working meanwhile (the manager's normal
+// path). At most one saveAsync() is in flight and nothing else touches the file until it completes;
+// close() during one waits for it, so no write ever reaches a closed (and possibly reused) fd.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -118,6 +123,11 @@ export class Wal {
   /** fsync calls made (one per non-empty batch). */
   syncs = 0;
   private size: number;
+  /** A saveAsync() is in flight. */
+  private writing = false;
+  /** close() was called (it may still be waiting for the write in flight). */
+  private closing = false;
+  private closed = false;
 
   private constructor(
     readonly dir: string,
@@ -221,15 +231,9 @@ export class Wal {
 
   /** Persist one Ready: snapshot file first, then all records with a single write and fsync. */
   save(b: WalBatch): void {
-    const parts: Buffer[] = [];
-    if (b.snapshot) {
-      this.saveSnapshot(b.snapshot);
-      parts.push(encodeReset(b.snapshot.meta.index, b.snapshot.meta.term));
-    }
-    for (const e of b.entries) parts.push(encodeEntry(e));
-    if (b.hardState) parts.push(encodeHard(b.hardState));
-    if (!parts.length) return;
-    const buf = Buffer.concat(parts);
+    this.checkIdle('save');
+    const buf = this.encodeBatch(b);
+    if (!buf) return;
     let done = 0;
     while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done);
     fs.fsyncSync(this.fd);
@@ -237,8 +241,66 @@ export class Wal {
     this.syncs++;
   }
 
+  /**
+   * Like save(), but the write and fsync run on the thread pool; `done` runs once the batch is durable
+   * (or failed: the log's tail is then unknown and the caller must not go on as if it were written).
+   * A snapshot in the batch is still saved synchronously first (rare: a follower far behind).
+   * Until `done` runs, no other save, saveSnapshot or rewrite may be called.
+   */
+  saveAsync(b: WalBatch, done: (err: Error | null) => void): void {
+    this.checkIdle('saveAsync');
+    const buf = this.encodeBatch(b);
+    if (!buf) {
+      process.nextTick(done, null);
+      return;
+    }
+    this.writing = true;
+    const fd = this.fd;
+    let off = 0;
+    const finish = (err: Error | null): void => {
+      this.writing = false;
+      if (!err) {
+        this.size += buf.length;
+        this.syncs++;
+      }
+      if (this.closing && !this.closed) this.closeNow();
+      done(err);
+    };
+    const wrote = (err: Error | null, n: number): void => {
+      if (err) return finish(err);
+      off += n;
+      if (off < buf.length) fs.write(fd, buf, off, buf.length - off, null, wrote);
+      else fs.fsync(fd, finish);
+    };
+    fs.write(fd, buf, 0, buf.length, null, wrote);
+  }
+
+  /** A saveAsync() has not completed yet. */
+  busy(): boolean {
+    return this.writing;
+  }
+
+  private checkIdle(what: string): void {
+    if (this.closing) throw new RaftError(`wal: ${what} after close`);
+    if (this.writing) throw new RaftError(`wal: ${what} while an asynchronous write is in flight`);
+  }
+
+  /** The batch's records as one buffer (null if there are none); saves its snapshot file first. */
+  private encodeBatch(b: WalBatch): Buffer | null {
+    const parts: Buffer[] = [];
+    if (b.snapshot) {
+      this.saveSnapshot(b.snapshot);
+      parts.push(encodeReset(b.snapshot.meta.index, b.snapshot.meta.term));
+    }
+    for (const e of b.entries) parts.push(encodeEntry(e));
+    if (b.hardState) parts.push(encodeHard(b.hardState));
+    if (!parts.length) return null;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
   /** Atomically replace the snapshot file (for snapshots made locally when compacting). */
   saveSnapshot(s: Snapshot): void {
+    if (this.closing) throw new RaftError('wal: saveSnapshot after close');
     const tmp = path.join(this.dir, 'snap.tmp');
     const fd = fs.openSync(tmp, 'w');
     try {
@@ -263,6 +325,7 @@ export class Wal {
    * the compacted prefix must already be saved.
    */
   rewrite(storage: MemoryStorage): void {
+    this.checkIdle('rewrite');
     const first = storage.firstIndex();
     const baseTerm = storage.term(first - 1) ?? 0;
     const parts = [encodeReset(first - 1, baseTerm), ...storage.allEntries().map(encodeEntry), encodeHard(storage.hardState)];
@@ -284,7 +347,15 @@ export class Wal {
     this.size = buf.length;
   }
 
+  /** Close the file; if a saveAsync() is in flight, only once it has completed (its callback still runs). */
   close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (!this.writing) this.closeNow();
+  }
+
+  private closeNow(): void {
+    this.closed = true;
     fs.closeSync(this.fd);
   }
 }

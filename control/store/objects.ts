@@ -18,7 +18,7 @@ export interface ClusterObject {
   /** Gossip keys (base64, oldest first) and which is primary; rotated by the leader. */
   gossip?: { keys: string[]; primary: number; rotatedAt: string };
   /** Join tokens and the managers' shared key (encrypted at rest with the security issue). */
-  secrets?: { tokens: { worker: string; manager: string }; clusterKey: string };
+  secrets?: { tokens: { worker: string; manager: string }; clusterKey: string; agentKey?: string };
 }
 
 export interface ClusterSpec {

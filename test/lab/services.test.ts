@@ -135,3 +135,11 @@ t.test('a failing update with failure action rollback returns to the previous sp
   await lab.until('10 running again', 30_000, async () => ((await lab.running('roll')).length === 10 ? true : undefined));
   t.pass('10 tasks of the previous spec run');
 });
+
+t.test('service logs gathers every task\'s output from the nodes that run them', async (t) => {
+  const r = await lab.meshctl('service', 'logs', '--tail', '5', 'roll');
+  t.equal(r.code, 0, r.stderr);
+  const tasks = new Set(r.stdout.split('\n').filter((l) => /listening on 80/.test(l)).map((l) => l.split('@')[0]));
+  t.equal(tasks.size, 10, `lines from all 10 tasks: ${[...tasks].join(' ')}`);
+  t.match(r.stdout, /^roll\.\d+@n\d+ +\| workload http/m);
+});
