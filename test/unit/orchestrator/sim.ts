@@ -81,7 +81,9 @@ export class Sim {
   }
 
   createService(id: string, spec: ServiceSpec): void {
-    const s: ServiceObject = { id, spec, specVersion: 1 };
+    // Service names are unique in the store: a second service with the default name gets its id.
+    const taken = this.store.list('service').some((x) => x.spec.name === spec.name);
+    const s: ServiceObject = { id, spec: taken ? { ...spec, name: `${spec.name}-${id}` } : spec, specVersion: 1 };
     this.apply([{ op: 'create', kind: 'service', object: s }]);
   }
 
