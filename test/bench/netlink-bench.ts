@@ -8,12 +8,15 @@ import { Rtnl, createNetns, deleteNetns, type Change } from '../../dataplane/net
 import { median, msSince, type Figure } from './figures.js';
 
 const NS = `mtbench${process.pid % 100000}`;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const SLOW_ROUNDS = 1; // per-link deletion of 1,000 veths takes ~17 s each way
 
-function freshNetns(): Rtnl {
+// Deleting a namespace finishes asynchronously in the kernel (cleanup_net): let it settle before
+// timing, so neither tool pays for the previous round's teardown.
+async function freshNetns(): Promise<Rtnl> {
   deleteNetns(NS);
   createNetns(NS);
+  await new Promise((r) => setTimeout(r, 300));
   return Rtnl.open(NS);
 }
 
@@ -35,8 +38,8 @@ interface VethTimes {
 }
 
 /** Creates 1,000 pairs, then removes them by group (one kernel batch) or one by one. */
-function vethRound(useOurs: boolean, n: number, byGroup: boolean): VethTimes {
-  const r = freshNetns();
+async function vethRound(useOurs: boolean, n: number, byGroup: boolean): Promise<VethTimes> {
+  const r = await freshNetns();
   try {
     let create: number;
     let remove: number;
@@ -77,8 +80,8 @@ function mac(i: number): string {
 const ip = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${(i & 255) + 0}`;
 const vtep = (i: number): string => `198.18.1.${(i % 250) + 2}`;
 
-function fdbRound(useOurs: boolean, n: number): number {
-  const r = freshNetns();
+async function fdbRound(useOurs: boolean, n: number): Promise<number> {
+  const r = await freshNetns();
   try {
     r.createBridge('br0');
     r.createVxlan({ name: 'vx0', vni: 4096, local: '198.18.1.1' });
@@ -117,15 +120,16 @@ export async function netlinkBench(): Promise<Figure[]> {
     const figures: Figure[] = [];
     const ours: VethTimes[] = [];
     const theirs: VethTimes[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      theirs.push(vethRound(false, 1000, true));
-      ours.push(vethRound(true, 1000, true));
+    // ABBA order: each tool goes first in half of the rounds.
+    for (let i = 0; i < ROUNDS * 2; i++) {
+      if ((i & 1) === (i >> 1 & 1)) theirs.push(await vethRound(false, 1000, true));
+      else ours.push(await vethRound(true, 1000, true));
     }
     const oursSlow: number[] = [];
     const theirsSlow: number[] = [];
     for (let i = 0; i < SLOW_ROUNDS; i++) {
-      theirsSlow.push(vethRound(false, 1000, false).remove);
-      oursSlow.push(vethRound(true, 1000, false).remove);
+      theirsSlow.push((await vethRound(false, 1000, false)).remove);
+      oursSlow.push((await vethRound(true, 1000, false)).remove);
     }
     const oc = median(ours.map((x) => x.create));
     const tc = median(theirs.map((x) => x.create));
@@ -137,9 +141,9 @@ export async function netlinkBench(): Promise<Figure[]> {
     figures.push({ name: '  remove them one by one', value: median(oursSlow), unit: 'ms', peer: { name: 'ip -batch', value: median(theirsSlow) }, note: 'kernel waits an RCU grace period per device' });
     const fOurs: number[] = [];
     const fIp: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      fIp.push(fdbRound(false, 10_000));
-      fOurs.push(fdbRound(true, 10_000));
+    for (let i = 0; i < ROUNDS * 2; i++) {
+      if ((i & 1) === (i >> 1 & 1)) fIp.push(await fdbRound(false, 10_000));
+      else fOurs.push(await fdbRound(true, 10_000));
     }
     figures.push({ name: 'netlink: 10,000 FDB + 10,000 neighbour entries', value: median(fOurs), unit: 'ms', peer: { name: 'bridge/ip -batch', value: median(fIp) } });
     return figures;
