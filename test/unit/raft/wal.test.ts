@@ -219,3 +219,139 @@ t.test('a corrupt snapshot file is an error, not silently ignored', async (t) =>
   fs.writeFileSync(f, b);
   t.throws(() => Wal.open(dir));
 });
+
+// ---- asynchronous path: saveAsync, close during a write, and the RawNode rules that go with it ----
+
+const saveAsync = (wal: Wal, b: WalBatch): Promise<void> => new Promise((res, rej) => wal.saveAsync(b, (err) => (err ? rej(err) : res())));
+
+t.test('saveAsync: same records as save, one fsync per batch', async (t) => {
+  const batches = genBatches(3, 40);
+  const a = freshDir();
+  writeAll(a, batches);
+  const b = freshDir();
+  const { wal } = Wal.open(b);
+  for (const x of batches) await saveAsync(wal, x);
+  t.equal(wal.syncs, 40);
+  await saveAsync(wal, { entries: [] }); // nothing to write: completes without an fsync
+  t.equal(wal.syncs, 40);
+  wal.close();
+  t.ok(fs.readFileSync(path.join(a, 'wal')).equals(fs.readFileSync(path.join(b, 'wal'))), 'byte-identical log');
+  const { wal: w2, recovered } = Wal.open(b);
+  w2.close();
+  t.equal(recovered.truncatedAt, undefined);
+});
+
+t.test('saveAsync: one write in flight at a time; the event loop runs meanwhile', async (t) => {
+  const { wal } = Wal.open(freshDir());
+  const ent = (index: number): Entry => ({ index, term: 1, type: 'normal', data: new Uint8Array(4096) });
+  let done = false;
+  const p = new Promise<void>((res) => wal.saveAsync({ entries: [ent(1), ent(2)], hardState: { term: 1, vote: 'a', commit: 0 } }, (err) => {
+    t.equal(err, null);
+    done = true;
+    res();
+  }));
+  t.ok(wal.busy(), 'busy until the fsync completes');
+  t.notOk(done, 'the callback never runs synchronously');
+  t.throws(() => wal.saveAsync({ entries: [ent(3)] }, () => undefined), /in flight/);
+  t.throws(() => wal.save({ entries: [ent(3)] }), /in flight/);
+  let ticks = 0;
+  await new Promise<void>((res) => setImmediate(() => ((ticks++), res())));
+  t.equal(ticks, 1, 'the loop turned while the write was pending');
+  await p;
+  t.notOk(wal.busy());
+  wal.save({ entries: [ent(3)] });
+  wal.close();
+});
+
+t.test('close during a write: closes after it, the batch is durable, later writes refused', async (t) => {
+  const dir = freshDir();
+  const { wal } = Wal.open(dir);
+  const ent = (index: number): Entry => ({ index, term: 2, type: 'normal', data: new Uint8Array([index]) });
+  let called = false;
+  const p = new Promise<void>((res) => wal.saveAsync({ entries: [ent(1), ent(2), ent(3)], hardState: { term: 2, vote: 'b', commit: 1 } }, () => {
+    called = true;
+    res();
+  }));
+  wal.close();
+  wal.close(); // idempotent
+  t.throws(() => wal.save({ entries: [ent(4)] }), /after close/);
+  t.throws(() => wal.saveAsync({ entries: [ent(4)] }, () => undefined), /after close/);
+  await p;
+  t.ok(called);
+  t.throws(() => wal.save({ entries: [ent(4)] }), /after close/);
+  const again = Wal.open(dir);
+  again.wal.close();
+  t.same(again.recovered.storage.allEntries().map((e) => e.index), [1, 2, 3]);
+  t.same(again.recovered.storage.hardState, { term: 2, vote: 'b', commit: 1 });
+});
+
+t.test('async mode: a leader counts its own log towards the quorum only once it is durable', async (t) => {
+  const { RawNode } = await import('../../../control/raft/node.js');
+  const { bootstrapStorage } = await import('../../../control/raft/storage.js');
+  const { msg } = await import('../../../control/raft/types.js');
+  const { decodeConfChange } = await import('../../../control/raft/types.js');
+  const persist = (s: MemoryStorage, rd: { entries: Entry[]; hardState?: HardState }): void => {
+    s.append(rd.entries);
+    if (rd.hardState) s.setHardState(rd.hardState);
+  };
+  /** Apply the bootstrap membership (the Progress objects for it are made after the cap is on). */
+  const boot = (rn: InstanceType<typeof RawNode>): void => {
+    const rd = rn.ready();
+    for (const e of rd.committedEntries) if (e.type === 'conf') rn.applyConfChange(decodeConfChange(e.data));
+    rn.advance(rd);
+  };
+
+  // single voter: nothing commits before the fsync, then the local ack commits it
+  const s1 = new MemoryStorage();
+  bootstrapStorage(s1, ['a']);
+  const solo = new RawNode({ id: 'a', storage: s1, random: seededRandom(1) });
+  solo.enableAsyncPersistence();
+  boot(solo);
+  solo.campaign();
+  t.equal(solo.raft.state, 'leader');
+  let rd = solo.ready();
+  t.equal(rd.entries.length, 1, 'the empty entry of the new term');
+  t.equal(solo.raft.log.committed, 1, 'not committed while unpersisted');
+  t.equal(rd.committedEntries.length, 0);
+  solo.propose(new Uint8Array([1])); // stepped while the write is in flight
+  t.equal(solo.raft.log.committed, 1);
+  persist(s1, rd);
+  solo.advance(rd);
+  t.equal(solo.durableIndex(), 2);
+  solo.ackPersisted();
+  t.equal(solo.raft.log.committed, 2, 'durable entry committed by the local ack');
+  rd = solo.ready();
+  t.same(rd.entries.map((e) => e.index), [3]);
+  t.same(rd.committedEntries.map((e) => e.index), [2]);
+  persist(s1, rd);
+  solo.advance(rd);
+  solo.ackPersisted();
+  t.equal(solo.raft.log.committed, 3);
+
+  // three voters: a follower's ack of entries the leader has not yet persisted does not commit them
+  const s3 = new MemoryStorage();
+  bootstrapStorage(s3, ['a', 'b', 'c']);
+  const lead = new RawNode({ id: 'a', storage: s3, random: seededRandom(2) });
+  lead.enableAsyncPersistence();
+  boot(lead);
+  lead.campaign(); // pre-vote, then vote
+  const grant = (type: 'preVoteResp' | 'voteResp', term: number): void => lead.step(msg({ type, from: 'b', to: 'a', term }));
+  grant('preVoteResp', 2);
+  grant('voteResp', 2);
+  t.equal(lead.raft.state, 'leader');
+  rd = lead.ready();
+  const last = rd.entries[rd.entries.length - 1]!.index;
+  // b acknowledges the new entry while our write is still in flight
+  lead.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: last }));
+  t.equal(lead.raft.log.committed, 3, 'b + our undurable log is not a quorum');
+  t.equal(lead.status().progress.get('a'), 3, 'own match is capped at the durable log');
+  persist(s3, rd);
+  lead.advance(rd);
+  lead.ackPersisted();
+  t.equal(lead.raft.log.committed, last, 'committed once our own write completed');
+  rd = lead.ready();
+  t.ok(rd.messages.some((m) => m.type === 'app' && m.commit === last), 'followers learn the new commit index');
+  // and the cap follows the Progress objects raft.ts replaces (a new term resets them all)
+  lead.step(msg({ type: 'app', from: 'c', to: 'a', term: 3, index: last, logTerm: 2, entries: [], commit: last }));
+  t.equal(lead.raft.state, 'follower');
+});
