@@ -4,6 +4,11 @@ import { Daemon } from './daemon.js';
 import { DEFAULT_SOCKET } from '../api/client.js';
 
 export async function main(argv: string[]): Promise<void> {
+  // `meshd workload http|udp --port N`: the built-in test workload, so demos need no image registry.
+  if (argv[2] === 'workload') {
+    const { workloadMain } = await import('../../dataplane/runtime/workload.js');
+    return workloadMain(argv.slice(3));
+  }
   const p = new Command('meshd')
     .description('the meshd node daemon: one per node, as root')
     .option('--state-dir <dir>', 'where this node keeps its identity and Raft data', '/var/lib/meshd')

@@ -54,3 +54,17 @@ t.test('docker runtime: spread, a killed worker replaced, rolling update in batc
   t.pass('8 tasks of the previous spec run');
   await lab.meshctl('service', 'rm', 'dweb');
 });
+
+t.test('docker runtime: drain moves containers, a constraint is obeyed', async (t) => {
+  for (const [n, zone] of [['n1', 'a'], ['n2', 'a'], ['n3', 'b']]) await lab.meshctl('node', 'update', '--label-add', `zone=${zone}`, n!);
+  const c = await lab.meshctl('service', 'create', '--name', 'dz', '--replicas', '4', '--constraint', 'node.labels.zone==a', '--runtime', 'docker', '--image', image, '--command', 'httpd -f -p 80 -h /www');
+  t.equal(c.code, 0, c.stderr + c.stdout);
+  t.same(await lab.spread('dz'), { n1: 2, n2: 2 });
+  t.equal((await lab.meshctl('node', 'update', '--availability', 'drain', 'n2')).code, 0);
+  await lab.until('moved off n2', 30_000, async () => {
+    const s = await lab.spread('dz');
+    return !s.n2 && s.n1 === 4 ? true : undefined;
+  });
+  t.pass('the drained node\'s containers moved to the only other zone=a node');
+  await lab.meshctl('service', 'rm', 'dz');
+});
