@@ -25,6 +25,8 @@ export class AddressSpace {
     this.lo = Math.max(1, r.base - subnet.base);
     this.hi = Math.min(n - 2, last(r) - subnet.base);
     this.cursor = this.lo;
+    const g = gateway - subnet.base;
+    if (g >= this.lo && g <= this.hi) this.held = 1; // the gateway is not free for tasks
   }
 
   /** How many addresses of the allocatable range are still free (for messages and tests). */

@@ -52,7 +52,7 @@ export function checkAddressing(
     err('subnet', `subnet ${formatCidr(s)} is too large: at most /${config.maxSubnetPrefix} (${2 ** (32 - config.maxSubnetPrefix)} addresses)`);
   }
   for (const u of used) {
-    if (u.id === id) continue;
+    if (u.id !== '' && u.id === id) continue;
     // the ingress network may sit on the reserved ingress range: it is what the range is kept for
     if (u.id === '' && spec.ingress) continue;
     if (overlaps(s, u.subnet)) err('subnet', clashMessage('subnet', s, u));
