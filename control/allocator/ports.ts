@@ -36,43 +36,51 @@ export function allocatePorts(services: readonly AllocService[], config: Allocat
     }
     kept.set(s.id, k);
   }
-  // 2. new claims, in service id order
+  // 2. new claims, in service id order: fixed ports first, so that a dynamic port never takes a port
+  //    some service asked for by number in the same pass
+  const res = new Map<string, (PortConfig | undefined)[]>(); // per service, in spec order
+  const seen = new Map<string, Set<string>>();
+  const claim = (s: AllocService, p: PortConfig): boolean => {
+    const k = key(p);
+    const mine = seen.get(s.id)!;
+    if (mine.has(k)) {
+      err(s, `port ${k} is published twice by this service`);
+      return false;
+    }
+    const o = owner.get(k);
+    if (o && o.id !== s.id) {
+      err(s, `port ${k} is already published by service "${o.spec.name}" (${o.id})`);
+      return false;
+    }
+    owner.set(k, s);
+    mine.add(k);
+    return true;
+  };
+  for (const s of services) {
+    seen.set(s.id, new Set());
+    res.set(s.id, wanted(s).map((w) => (w.published !== 0 && claim(s, w) ? w : undefined)));
+  }
   let dyn = config.dynamicPorts.first;
   for (const s of services) {
     const mine = kept.get(s.id)!;
-    const res: PortConfig[] = [];
-    const seen = new Set<string>();
-    for (const w of wanted(s)) {
-      let p: PortConfig | undefined;
-      if (w.published === 0) {
-        const prev = (s.endpointPorts ?? []).find((e) => e.protocol === w.protocol && e.target === w.target && mine.has(key(e)) && !seen.has(key(e)));
-        if (prev) p = { ...w, published: prev.published };
-        else {
-          while (dyn <= config.dynamicPorts.last && (owner.has(`${dyn}/tcp`) || owner.has(`${dyn}/udp`))) dyn++;
-          if (dyn > config.dynamicPorts.last) {
-            err(s, `no free port left in the dynamic range ${config.dynamicPorts.first}-${config.dynamicPorts.last} for target ${w.target}/${w.protocol}`);
-            continue;
-          }
-          p = { ...w, published: dyn };
-        }
-      } else {
-        p = w;
+    const list = res.get(s.id)!;
+    wanted(s).forEach((w, i) => {
+      if (w.published !== 0) return;
+      // the dynamic port this service already holds for this target, if any
+      const prev = (s.endpointPorts ?? []).find((e) => e.protocol === w.protocol && e.target === w.target && mine.has(key(e)) && !seen.get(s.id)!.has(key(e)) && !wanted(s).some((x) => x.published === e.published && x.protocol === e.protocol));
+      if (prev) {
+        if (claim(s, { ...w, published: prev.published })) list[i] = { ...w, published: prev.published };
+        return;
       }
-      const k = key(p);
-      if (seen.has(k)) {
-        err(s, `port ${k} is published twice by this service`);
-        continue;
+      while (dyn <= config.dynamicPorts.last && (owner.has(`${dyn}/tcp`) || owner.has(`${dyn}/udp`))) dyn++;
+      if (dyn > config.dynamicPorts.last) {
+        err(s, `no free port left in the dynamic range ${config.dynamicPorts.first}-${config.dynamicPorts.last} for target ${w.target}/${w.protocol}`);
+        return;
       }
-      const o = owner.get(k);
-      if (o && o.id !== s.id) {
-        err(s, `port ${k} is already published by service "${o.spec.name}" (${o.id})`);
-        continue;
-      }
-      owner.set(k, s);
-      seen.add(k);
-      res.push(p);
-    }
-    out.owned.set(s.id, res);
+      const p = { ...w, published: dyn };
+      if (claim(s, p)) list[i] = p;
+    });
+    out.owned.set(s.id, list.filter((p): p is PortConfig => p !== undefined));
   }
   // 3. host-mode ports may not shadow an ingress port
   for (const s of services) {
