@@ -162,10 +162,13 @@ export function allocate(input: AllocateInput): AllocateResult {
   const svc = new Map(services.map((s) => [s.id, s]));
   for (const t of tasks) {
     if (!holdsAddresses(t) || t.desiredState !== 'running' || !svc.has(t.serviceId)) continue;
-    const entries = t.networks.map((e) => ({ ...e, addresses: [...e.addresses] }));
-    const addIngress = ingress && UNSTARTED.has(t.status.state) && (ports.owned.get(t.serviceId) ?? []).length > 0;
-    if (addIngress && !entries.some((e) => resolve(e.network) === ingress.net.id)) entries.push({ network: ingress.net.id, addresses: [] });
     const r = redo.get(t.id);
+    const addIngress = ingress !== undefined && UNSTARTED.has(t.status.state) && (ports.owned.get(t.serviceId) ?? []).length > 0 &&
+      !t.networks.some((e) => resolve(e.network) === ingress.net.id);
+    // the common case in a steady pass: nothing to do, and no copy made
+    if (!r && !addIngress && t.networks.every((e) => e.addresses.length > 0)) continue;
+    const entries = t.networks.map((e) => ({ ...e, addresses: [...e.addresses] }));
+    if (addIngress) entries.push({ network: ingress.net.id, addresses: [] });
     let changed = entries.length !== t.networks.length;
     entries.forEach((e, i) => {
       if (e.addresses.length > 0 && !r?.has(i)) return;

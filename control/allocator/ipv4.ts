@@ -10,9 +10,37 @@ export interface Cidr {
 }
 
 export function ipToInt(s: string): number | undefined {
+  const fast = canonicalToInt(s);
+  if (fast !== undefined) return fast;
   if (!ipaddr.IPv4.isValidFourPartDecimal(s)) return undefined;
   const b = ipaddr.IPv4.parse(s).octets;
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+// Every pass re-reads every task's addresses, which we wrote ourselves in canonical dotted-quad form:
+// a char-code scan of that form is ~20x faster than the general parser. Anything else (leading zeros,
+// odd forms) returns undefined and takes the ipaddr.js path.
+function canonicalToInt(s: string): number | undefined {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return undefined;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return undefined; // leading zero
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return undefined;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return n * 256 + part;
 }
 
 export function intToIp(n: number): string {

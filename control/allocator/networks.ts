@@ -61,7 +61,7 @@ export function allocateNetworks(networks: readonly Versioned<NetworkObject>[], 
       err(n.id, 'allocated', `stored allocation is corrupt (subnet ${a.subnet}, gateway ${a.gateway})`);
       continue;
     }
-    const clash = used.find((u) => overlaps(u.subnet, s));
+    const clash = subnets.isUsed(s) ? used.find((u) => overlaps(u.subnet, s)) : undefined;
     if (clash) err(n.id, 'allocated', clashMessage('subnet', s, clash));
     if (!vnis.reserve(a.vni)) err(n.id, 'allocated', `VNI ${a.vni} is held by another network`);
     let range: Cidr | undefined;
@@ -103,14 +103,17 @@ export function allocateNetworks(networks: readonly Versioned<NetworkObject>[], 
   for (const n of pending) {
     const spec = n.spec.ingress && n.spec.subnet === undefined ? { ...n.spec, subnet: config.ingressSubnet } : n.spec;
     if (spec.subnet === undefined) continue;
-    const c = checkAddressing(n.id, spec, used, config);
+    // only a subnet that touches used space needs the (linear) search for what it clashes with
+    const parsed = parseCidr(spec.subnet);
+    const clashes = typeof parsed === 'string' || subnets.isUsed(parsed) ? used : [];
+    const c = checkAddressing(n.id, spec, clashes, config);
     if (c.errors.length || !c.ok.subnet) out.errors.push(...c.errors);
     else give(n, c.ok.subnet, c.ok.gateway, c.ok.ipRange);
   }
   // 3. pool networks
   for (const n of pending) {
     if (n.spec.subnet !== undefined || n.spec.ingress) continue;
-    const c = checkAddressing(n.id, n.spec, used, config);
+    const c = checkAddressing(n.id, n.spec, [], config); // no subnet: nothing to clash with
     if (c.errors.length) {
       out.errors.push(...c.errors);
       continue;

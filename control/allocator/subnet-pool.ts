@@ -51,6 +51,12 @@ export class SubnetPool {
     return this.used[a];
   }
 
+  /** Does the subnet touch used space? (a binary search, so checking n networks is not O(n^2)) */
+  isUsed(c: Cidr): boolean {
+    const u = this.nextUsed(c.base);
+    return u !== undefined && u.lo <= last(c);
+  }
+
   /** The lowest free block of the first pool that has one, now used; undefined when all are full. */
   take(): Cidr | undefined {
     for (let i = 0; i < this.pools.length; i++) {
