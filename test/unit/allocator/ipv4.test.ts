@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { Bitmap } from '../../../control/allocator/bitmap.js';
 import { formatCidr, intToIp, ipToInt, overlaps, parseCidr, within, type Cidr } from '../../../control/allocator/ipv4.js';
 import { AddressSpace } from '../../../control/allocator/address-space.js';
+import ipaddr from 'ipaddr.js';
 
 const cidr = (s: string): Cidr => {
   const c = parseCidr(s);
@@ -64,4 +65,19 @@ t.test('address space: skips network, broadcast and gateway; honours the range; 
   t.equal(s.free, 0);
   const r = new AddressSpace(cidr('10.0.0.0/24'), cidr('10.0.0.128/30'), ipToInt('10.0.0.1')!);
   t.same([r.take(), r.take(), r.take(), r.take(), r.take()], ['10.0.0.128', '10.0.0.129', '10.0.0.130', '10.0.0.131', undefined]);
+});
+
+t.test('the fast canonical parser agrees with ipaddr.js on every form', async (t) => {
+  const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '010', '', 'a', '0x1', ' 1', '1 '));
+  fc.assert(
+    fc.property(fc.array(octet, { minLength: 1, maxLength: 5 }), (parts) => {
+      const s = parts.join('.');
+      const strict = ipaddr.IPv4.isValidFourPartDecimal(s) ? ipaddr.IPv4.parse(s).toByteArray().reduce((n, b) => n * 256 + b, 0) : undefined;
+      return ipToInt(s) === strict;
+    }),
+    { numRuns: 2000 },
+  );
+  t.equal(ipToInt('010.0.0.1'), undefined, 'leading zeros (octal in some parsers) are refused');
+  t.equal(ipToInt('1.2.3.4.'), undefined);
+  t.equal(ipToInt('1..3.4'), undefined);
 });
