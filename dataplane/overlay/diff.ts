@@ -70,6 +70,8 @@ export function diff(actual: NodeState, desired: NodeState): Step[] {
     }
     return true;
   };
+  // A deleted sandbox takes the task ends of its veths with it.
+  for (const [ns, a] of Object.entries(actual.netns)) if (a.owned && !desired.netns[ns]?.owned) for (const name of Object.keys(a.links)) removed(ns, name);
   const delLinks: Step[] = [];
   for (const [ns, a] of Object.entries(actual.netns)) {
     const d = desired.netns[ns];
@@ -193,7 +195,12 @@ export function simulate(state: NodeState, steps: Step[]): NodeState {
       case 'add-veth': {
         if (ns(s.netns).links[s.name]) throw new Error(`simulate: ${s.netns}/${s.name} exists (EEXIST)`);
         const l: LinkState = { kind: s.op.slice(4), mtu: s.mtu, up: false, addrs: [] };
-        if (s.op === 'add-vxlan') l.vxlan = { ...s.vxlan };
+        if (s.op === 'add-vxlan') {
+          // entries live on the device: a new one starts empty
+          l.vxlan = { ...s.vxlan };
+          ns(s.netns).fdb = {};
+          ns(s.netns).neigh = {};
+        }
         if (s.op === 'add-veth') {
           if (ns(s.peerNetns).links[s.peerName]) throw new Error(`simulate: ${s.peerNetns}/${s.peerName} exists (EEXIST)`);
           l.peer = `${s.peerNetns}/${s.peerName}`;
