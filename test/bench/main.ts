@@ -7,6 +7,7 @@ import { schedulerBench } from './scheduler-bench.js';
 import { meshSimBench } from './mesh-sim.js';
 import { meshFuzzBench } from './mesh-fuzz.js';
 import { servicesBench } from './services-bench.js';
+import { allocatorBench } from './allocator-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +29,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   dns: script('./dns-resolver.js'),
   scheduler: schedulerBench,
   services: servicesBench,
+  allocator: allocatorBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
