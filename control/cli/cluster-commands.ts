@@ -1,24 +1,12 @@
 // `meshctl swarm ...` and `meshctl node ...`: thin clients of the daemon API.
 import { Command, Option } from 'commander';
 import { call, parseHost, type Target } from '../api/client.js';
-import { parseFormat, printJson, table, type Format } from './output.js';
+import type { NodeView } from '../daemon/routes.js';
+import { formatOption, printJson, table, type Format } from './output.js';
 import { parseDuration } from './service-flags.js';
 
 export type TargetFn = () => Target;
 
-const formatOption = (): Option => new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
-
-interface NodeView {
-  id: string;
-  hostname: string;
-  status: string;
-  availability: string;
-  managerStatus: string;
-  role: string;
-  addr: string;
-  labels: Record<string, string>;
-  self: boolean;
-}
 
 export function swarmCommand(target: TargetFn): Command {
   const swarm = new Command('swarm').description('create, join and leave a cluster');

@@ -2,10 +2,9 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { call } from '../api/client.js';
-import { parseFormat, printJson, table, type Format } from './output.js';
+import { formatOption, printJson, table, type Format } from './output.js';
 import type { TargetFn } from './cluster-commands.js';
 
-const formatOption = (): Option => new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
 
 function readData(file: string): string {
   const b = file === '-' ? fs.readFileSync(0) : fs.readFileSync(file);

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { labDown, labExec, labRun, labStatus, labUp, readLabState, nodeSocketPath, LabError, type LabStatus } from '../lab/lab.js';
 import { LAB_DEFAULTS, planLab, resolveNode } from '../lab/plan.js';
-import { parseFormat, printJson, table, type Format } from './output.js';
+import { formatOption, printJson, table, type Format } from './output.js';
 import { call } from '../api/client.js';
 
 const int = (name: string) => (v: string): number => {
@@ -14,9 +14,6 @@ function prefixOption(): Option {
   return new Option('--prefix <name>', 'lab name: prefixes every namespace and link it makes').default(LAB_DEFAULTS.prefix);
 }
 
-function formatOption(): Option {
-  return new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
-}
 
 function printStatus(s: LabStatus, format: Format): void {
   if (format === 'json') return printJson(s);

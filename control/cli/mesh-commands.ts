@@ -1,10 +1,9 @@
 // `meshctl mesh status` and debug access to the gossip tables.
 import { Command, Option } from 'commander';
 import { call } from '../api/client.js';
-import { parseFormat, printJson, table, type Format } from './output.js';
+import { formatOption, printJson, table, type Format } from './output.js';
 import type { TargetFn } from './cluster-commands.js';
 
-const formatOption = (): Option => new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
 
 interface Status {
   self: string;

@@ -1,4 +1,5 @@
 // Tables for people, JSON for scripts (`--format json` everywhere).
+import { Option } from 'commander';
 export type Format = 'table' | 'json';
 
 export function parseFormat(v: string): Format {
@@ -14,4 +15,9 @@ export function table(headers: string[], rows: (string | number | undefined)[][]
 
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+/** The `--format table|json` option every listing command takes. */
+export function formatOption(): Option {
+  return new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
 }

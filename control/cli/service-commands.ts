@@ -2,13 +2,12 @@
 // wait and show convergence like `docker service create` (--detach to return at once).
 import { Command, Option } from 'commander';
 import { call, type Target } from '../api/client.js';
-import { parseFormat, printJson, table, type Format } from './output.js';
+import { formatOption, printJson, table, type Format } from './output.js';
 import type { TargetFn } from './cluster-commands.js';
 import { parseBytes, parseCpus, parseDuration, parseEnv, parseNetwork, parsePublish } from './service-flags.js';
 import type { ServiceSummary, TaskRow } from '../daemon/service-routes.js';
 import type { ServiceSpec } from '../store/objects.js';
 
-const formatOption = (): Option => new Option('--format <fmt>', 'table or json').default('table').argParser(parseFormat);
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 /** Splits a command line like a shell would for simple quoting ('...' and "..."). */

@@ -30,7 +30,7 @@ const NodeUpdateBody = z
   .strict();
 const NodeRmBody = z.object({ force: z.boolean().optional(), clusterKey: z.string().optional() }).strict();
 
-interface NodeView {
+export interface NodeView {
   id: string;
   hostname: string;
   status: string;
