@@ -205,7 +205,7 @@ export class Manager {
     // Proposals go into Raft even while a write is in flight: the leader appends them now, and the
     // next Ready carries them all.
     this.flushProposals();
-    while (!this.stopped && !this.inflight && this.node.hasReady()) {
+    while (!this.stopped && !this.inflight && !this.wal.busy() && this.node.hasReady()) {
       if (!this.handleReady(this.node.ready())) break; // its write is in flight
     }
   }
@@ -264,17 +264,11 @@ export class Manager {
   private writeDone(rd: Ready, later: Message[], applied: number, err: Error | null): void {
     this.inflight = undefined;
     if (this.stopped) return; // stop() closed the WAL behind this write; nothing it promised was sent
-    if (err) {
-      // The log's tail is unknown: going on could acknowledge entries that are not on disk. As etcd
-      // does, give up; a restart recovers from what the WAL holds.
-      this.log(`raft: WAL write failed: ${err.message}`);
-      throw new Error(`raft: WAL write failed: ${err.message}`);
-    }
+    if (err) this.walFailed(err);
     this.fsyncs++;
     this.finishReady(rd, later, applied);
-    if (this.pendingHard && !this.hardTimer) this.deferHardState(this.pendingHard);
     // the next Ready at once: everything stepped during the write goes into it
-    this.processReady();
+    this.walIdle();
   }
 
   /** Everything after persisting: storage, the remaining messages, applying, advance(). */
@@ -312,12 +306,39 @@ export class Manager {
     }, HARD_STATE_FLUSH_MS);
   }
 
-  private flushHardState(): void {
-    // while a write is in flight the file is its own; writeDone re-arms the timer
+  /**
+   * Writes a pending commit-only hard state off the event loop, like a Ready (the next Ready waits for
+   * it: one write at a time). `sync` for stop(), where nothing may be left behind.
+   */
+  private flushHardState(sync = false): void {
+    // while a write is in flight the file is its own; its completion re-arms the timer
     if (!this.pendingHard || this.stopped || this.wal.busy()) return;
-    this.wal.save({ entries: [], hardState: this.pendingHard });
+    const hardState = this.pendingHard;
     this.pendingHard = undefined;
-    this.fsyncs++;
+    if (sync) {
+      this.wal.save({ entries: [], hardState });
+      this.fsyncs++;
+      return;
+    }
+    this.wal.saveAsync({ entries: [], hardState }, (err) => {
+      if (this.stopped) return;
+      if (err) this.walFailed(err);
+      this.fsyncs++;
+      this.walIdle();
+    });
+  }
+
+  /** The WAL is free again: re-arm a deferred hard state, and handle what waited for the file. */
+  private walIdle(): void {
+    if (this.pendingHard && !this.hardTimer) this.deferHardState(this.pendingHard);
+    this.processReady();
+  }
+
+  private walFailed(err: Error): never {
+    // The log's tail is unknown: going on could acknowledge entries that are not on disk. As etcd
+    // does, give up; a restart recovers from what the WAL holds.
+    this.log(`raft: WAL write failed: ${err.message}`);
+    throw new Error(`raft: WAL write failed: ${err.message}`);
   }
 
   private send(msgs: Message[]): void {
@@ -510,7 +531,7 @@ export class Manager {
 
   stop(): void {
     if (this.stopped) return;
-    this.flushHardState();
+    this.flushHardState(true); // unless a write is in flight (then it holds no newer hard state)
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.hardTimer) clearTimeout(this.hardTimer);

@@ -7,7 +7,10 @@
 //   snap  latest snapshot: [u32 length][u32 crc32][u64 index][u64 term][u32 confLen][conf json][data],
 //         replaced atomically (write temp file, fsync, rename, fsync directory)
 //
-// One Ready is one write() and one fsync() (group commit). A crash can leave a torn last write; on
+// One Ready is one durable write (group commit): the log is opened with O_DSYNC where the platform
+// has it, so write() returns only once the data (and the file size) is on disk, the same guarantee
+// as write() + fdatasync() but in one system call and, for saveAsync(), one trip to the thread pool
+// instead of two; elsewhere it is write() + fsync(). A crash can leave a torn last write; on
 // open, the first record that is short or fails its checksum marks the end of the log and the file
 // is truncated there. Everything before it was fsynced in earlier batches.
 //
@@ -109,6 +112,15 @@ function decodeSnapshot(b: Buffer): Snapshot | null {
   return { meta: { index: r64(p, 0), term: r64(p, 8), conf }, data: new Uint8Array(p.subarray(20 + confLen)) };
 }
 
+/** O_DSYNC if this platform has it: every write() on the log is then durable when it returns. */
+const O_DSYNC = fs.constants.O_DSYNC ?? 0;
+
+/** Opens the log for appending; with O_DSYNC when available (see the top of this file). */
+function openLog(file: string): number {
+  const c = fs.constants;
+  return fs.openSync(file, c.O_WRONLY | c.O_APPEND | c.O_CREAT | O_DSYNC, 0o600);
+}
+
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -120,7 +132,7 @@ function fsyncDir(dir: string): void {
 
 export class Wal {
   private fd: number;
-  /** fsync calls made (one per non-empty batch). */
+  /** Durable writes made (one per non-empty batch). */
   syncs = 0;
   private size: number;
   /** A saveAsync() is in flight. */
@@ -222,7 +234,7 @@ export class Wal {
     const commit = Math.max(storage.snapshot().meta.index, Math.min(hard.commit, last));
     storage.setHardState({ ...hard, commit });
 
-    const fd = fs.openSync(walPath, 'a');
+    const fd = openLog(walPath);
     const size = fs.fstatSync(fd).size;
     fsyncDir(dir); // make the file's creation durable too
     const recovered: Recovered = truncatedAt === undefined ? { storage } : { storage, truncatedAt };
@@ -236,13 +248,13 @@ export class Wal {
     if (!buf) return;
     let done = 0;
     while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done);
-    fs.fsyncSync(this.fd);
+    if (!O_DSYNC) fs.fsyncSync(this.fd);
     this.size += buf.length;
     this.syncs++;
   }
 
   /**
-   * Like save(), but the write and fsync run on the thread pool; `done` runs once the batch is durable
+   * Like save(), but the write (and fsync) run on the thread pool; `done` runs once the batch is durable
    * (or failed: the log's tail is then unknown and the caller must not go on as if it were written).
    * A snapshot in the batch is still saved synchronously first (rare: a follower far behind).
    * Until `done` runs, no other save, saveSnapshot or rewrite may be called.
@@ -270,7 +282,8 @@ export class Wal {
       if (err) return finish(err);
       off += n;
       if (off < buf.length) fs.write(fd, buf, off, buf.length - off, null, wrote);
-      else fs.fsync(fd, finish);
+      else if (!O_DSYNC) fs.fsync(fd, finish);
+      else finish(null);
     };
     fs.write(fd, buf, 0, buf.length, null, wrote);
   }
@@ -343,7 +356,7 @@ export class Wal {
     fs.closeSync(this.fd);
     fs.renameSync(tmp, path.join(this.dir, 'wal'));
     fsyncDir(this.dir);
-    this.fd = fs.openSync(path.join(this.dir, 'wal'), 'a');
+    this.fd = openLog(path.join(this.dir, 'wal'));
     this.size = buf.length;
   }
 

@@ -31,7 +31,6 @@ const HEARTBEAT_MS = 100;
 const ELECTION_MS = 1000;
 const KEYS = 1000;
 const VALUE_BYTES = 1024;
-const CONCURRENCY = [1, 16, 64] as const;
 const HEDGE_MS = 20;
 const MESHD_PORTS = [23771, 23772, 23773];
 
@@ -39,6 +38,8 @@ const env = process.env;
 const KILLS = Math.max(1, Number(env.RAFT_BENCH_KILLS ?? 20));
 const SECONDS = Math.max(1, Number(env.RAFT_BENCH_SECONDS ?? 5));
 const WARMUP_S = 1;
+/** Concurrent clients per throughput run; RAFT_BENCH_CLIENTS=64 (comma-separated) runs only those. */
+const CONCURRENCY: readonly number[] = env.RAFT_BENCH_CLIENTS ? env.RAFT_BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
 // ---- HTTP client (identical for both systems) -------------------------------------------------------
 
