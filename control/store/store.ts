@@ -22,6 +22,8 @@ export interface StoreSnapshot {
 
 export class Store {
   private tables = new Map<Kind, Map<string, Stored<Kind>>>(KINDS.map((k) => [k, new Map()]));
+  /** kind -> unique name -> id, kept in step with the tables at apply/restore (no scans per write) */
+  private names = new Map<Kind, Map<string, string>>(KINDS.map((k) => [k, new Map()]));
   /** Raft index of the last applied entry (changing anything or not). */
   appliedIndex = 0;
   private events = new EventEmitter();
@@ -67,17 +69,30 @@ export class Store {
       if (op.op === 'delete') {
         const old = t.get(op.id)!;
         t.delete(op.id);
+        this.unindex(op.kind, old);
         events.push({ kind: op.kind, type: 'delete', object: { ...old, meta: { ...old.meta, version: index, updatedAt: cmd.at } }, version: index });
         continue;
       }
       const old = t.get(op.object.id);
       const meta: Meta = { version: index, createdAt: old?.meta.createdAt ?? cmd.at, updatedAt: cmd.at };
       const stored = { ...structuredClone(op.object), meta } as Stored<Kind>;
+      if (old) this.unindex(op.kind, old);
       t.set(op.object.id, stored);
+      this.index(op.kind, stored);
       events.push({ kind: op.kind, type: op.op, object: stored, version: index });
     }
     for (const e of events) this.events.emit('change', e);
     return { ok: true, version: index };
+  }
+
+  private index(kind: Kind, o: KindMap[Kind]): void {
+    const name = Store.uniqueName(kind, o);
+    if (name !== undefined) this.names.get(kind)!.set(name, o.id);
+  }
+
+  private unindex(kind: Kind, o: KindMap[Kind]): void {
+    const name = Store.uniqueName(kind, o);
+    if (name !== undefined && this.names.get(kind)!.get(name) === o.id) this.names.get(kind)!.delete(name);
   }
 
   /** Names that must be unique per kind (checked at apply time, so concurrent creates cannot race). */
@@ -102,7 +117,8 @@ export class Store {
       if (op.op !== 'delete') {
         const name = Store.uniqueName(op.kind, op.object);
         if (name !== undefined) {
-          const clash = this.list(op.kind).find((x) => x.id !== id && Store.uniqueName(op.kind, x) === name && view.get(`${op.kind}/${x.id}`) !== null);
+          const holder = this.names.get(op.kind)!.get(name);
+        const clash = holder !== undefined && holder !== id && view.get(`${op.kind}/${holder}`) !== null;
           const inTx = names.get(`${op.kind}/${name}`);
           if (clash || (inTx !== undefined && inTx !== id)) return { error: `a ${op.kind} named "${name}" already exists`, code: 'exists' };
           names.set(`${op.kind}/${name}`, id);
@@ -148,6 +164,8 @@ export class Store {
         if (!old || old.meta.version !== o.meta.version) events.push({ kind: k, type: old ? 'update' : 'create', object: o, version: snap.version });
       }
       this.tables.set(k, incoming);
+      this.names.set(k, new Map());
+      for (const o of incoming.values()) this.index(k, o);
     }
     this.appliedIndex = snap.version;
     for (const e of events) this.events.emit('change', e);

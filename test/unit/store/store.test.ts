@@ -93,4 +93,9 @@ t.test('service and config names are unique at apply time (concurrent creates ca
   t.match(s.apply(3, cmd([cfg('c', 'x'), cfg('d', 'x')])), { ok: false, code: 'exists' });
   t.match(s.apply(4, cmd([{ op: 'delete', kind: 'config', id: 'a' }, cfg('e', 'greeting')])), { ok: true }, 'a name freed in the same transaction can be reused');
   t.same(s.list('config').map((c) => c.name), ['greeting']);
+  const copy = new Store();
+  copy.restore(s.encodeSnapshot());
+  t.match(copy.apply(5, cmd([cfg('f', 'greeting')])), { ok: false, code: 'exists' }, 'the name index is rebuilt on restore');
+  t.match(copy.apply(6, cmd([{ op: 'update', kind: 'config', object: { id: 'e', name: 'renamed', data: '', labels: {} } }])), { ok: true });
+  t.match(copy.apply(7, cmd([cfg('g', 'greeting')])), { ok: true }, 'a rename frees the old name');
 });
