@@ -7,7 +7,6 @@
 //      entries), and serve `readStates` once the applied index reaches them;
 //   4. call advance(rd).
 import type { Config } from './config.js';
-import type { Progress } from './progress.js';
 import { Raft } from './raft.js';
 import {
   encodeConfChange,
@@ -58,20 +57,6 @@ export interface Status {
   /** Leader only: each member's replicated index. */
   readonly progress: ReadonlyMap<NodeId, number>;
 }
-
-// Persisting off the event loop (etcd's pipeline, see enableAsyncPersistence below): with a
-// synchronous write, a Ready's entries are durable before anything else is stepped, so the leader may
-// count its own log towards the commit quorum as soon as it appends (raft.ts does, in appendEntries
-// and reset). When the application persists asynchronously and keeps stepping messages between
-// ready() and advance(), that would be unsafe: a follower's ack could combine with the leader's own,
-// not yet durable, entries into a "quorum" that a leader crash undoes (3 voters: A leads, B acks, A
-// crashes before its fsync; C and the restarted A elect C and overwrite the entry A may already have
-// applied and acknowledged). So in asynchronous mode the leader's own match index is capped at what
-// is durable locally (the log before the unstable tail, which only advance() moves), and
-// ackPersisted() after advance() is the leader's acknowledgement of its own newly durable entries:
-// etcd-io/raft's local MsgAppResp delivered after the append. Raft itself is unchanged; the cap rides
-// on whichever Progress object raft.ts installs for this node (reset(), setConf(), addProgress()).
-const capped = new WeakSet<object>();
 
 export class RawNode {
   readonly raft: Raft;
@@ -205,48 +190,25 @@ export class RawNode {
   // ---- asynchronous persistence (see the comment above the class) ----
 
   /** Switch to the rules for persisting asynchronously (the leader counts only its durable log). */
+  /**
+   * The application persists Readies off the event loop and keeps stepping between ready() and
+   * advance(): the leader then counts its own entries towards a quorum only once they are durable.
+   */
   enableAsyncPersistence(): void {
-    const r = this.raft;
-    const prs = r.prs;
-    if (capped.has(prs)) return;
-    capped.add(prs);
-    const cap = (pr: Progress): void => {
-      if (capped.has(pr)) return;
-      capped.add(pr);
-      let raw = pr.match;
-      Object.defineProperty(pr, 'match', {
-        configurable: true,
-        enumerable: true,
-        get: () => Math.min(raw, this.durableIndex()),
-        set: (v: number) => {
-          raw = v;
-        },
-      });
-    };
-    for (const [id, pr] of prs) if (id === r.id) cap(pr);
-    const set = prs.set.bind(prs);
-    prs.set = (id: NodeId, pr: Progress) => {
-      if (id === r.id) cap(pr);
-      return set(id, pr);
-    };
+    this.raft.asyncStorageWrites = true;
   }
 
   /** Index of the last entry of the local log known to be durable: everything before the unstable tail. */
   durableIndex(): number {
-    const u = this.raft.log.unstable;
-    // an incoming snapshot not yet persisted: nothing counts (only followers ever have one, and only
-    // the leader's own match uses this)
-    return u.snapshot ? 0 : u.offset - 1;
+    return this.raft.durableIndex();
   }
 
   /**
    * After advance() in asynchronous mode: the leader counts its newly durable log towards the commit
-   * quorum, which may commit entries the followers had already acknowledged.
+   * quorum (etcd-io/raft's local append response), which may commit entries followers already hold.
    */
   ackPersisted(): void {
-    const r = this.raft;
-    if (r.state !== 'leader') return;
-    // what stepping the local appResp does in etcd-io/raft (both methods are private to the core)
-    if (r['maybeCommit']()) r['bcastAppend']();
+    this.raft.ackPersisted();
   }
+
 }

@@ -175,7 +175,7 @@ export class Raft {
     const last = this.log.lastIndex();
     for (const [id, old] of this.prs) {
       const pr = new Progress(last + 1, this.cfg.maxInflight, old.isLearner);
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = this.selfMatchIndex();
       this.prs.set(id, pr);
     }
     this.pendingConfIndex = 0;
@@ -221,9 +221,35 @@ export class Raft {
     let li = this.log.lastIndex();
     const stamped = es.map((e) => ({ index: ++li, term: this.term, type: e.type, data: e.data }));
     this.log.append(stamped);
-    // the leader counts its own (about to be persisted) log towards the quorum
-    this.prs.get(this.id)?.maybeUpdate(this.log.lastIndex());
+    // The leader counts its own log towards the quorum: at once when the application persists each
+    // Ready before stepping anything else, only once durable (ackPersisted) when it writes async.
+    this.prs.get(this.id)?.maybeUpdate(this.selfMatchIndex());
     this.maybeCommit();
+  }
+
+  /**
+   * Persisting off the event loop (etcd's pipeline): the application keeps stepping messages between
+   * ready() and advance(), so a follower's ack could otherwise combine with the leader's own, not yet
+   * durable, entries into a "quorum" that a leader crash undoes.
+   */
+  asyncStorageWrites = false;
+
+  /** The last index of the local log that is durable: everything before the unstable tail. */
+  durableIndex(): number {
+    const u = this.log.unstable;
+    return u.snapshot ? 0 : u.offset - 1;
+  }
+
+  private selfMatchIndex(): number {
+    const last = this.log.lastIndex();
+    return this.asyncStorageWrites ? Math.min(last, this.durableIndex()) : last;
+  }
+
+  /** After advance() with async writes: the leader's acknowledgement of its own newly durable log. */
+  ackPersisted(): void {
+    if (this.state !== 'leader') return;
+    const pr = this.prs.get(this.id);
+    if (pr?.maybeUpdate(this.selfMatchIndex()) && this.maybeCommit()) this.bcastAppend();
   }
 
   private maybeCommit(): boolean {
@@ -658,7 +684,7 @@ export class Raft {
     this.log.restore(s);
     this.setConf(s.meta.conf);
     const pr = this.prs.get(this.id);
-    if (pr) pr.match = this.log.lastIndex();
+    if (pr) pr.match = this.selfMatchIndex();
     return true;
   }
 
