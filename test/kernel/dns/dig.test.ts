@@ -2,7 +2,7 @@
 // with dig from inside them (UDP, TCP, TC fallback), scoping per network, forwarding, listener removal.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { createNetns, deleteNetns, Rtnl } from '../../../dataplane/netlink/index.js';
+import { tempNetns } from '../../helpers/netns.js';
 import { netnsPath } from '../../../native/index.js';
 import { DnsServer } from '../../../dns/server.js';
 import { Forwarder } from '../../../dns/upstream.js';
@@ -13,21 +13,8 @@ interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-let n = 0;
-/** A namespace named mt-dns-*, loopback up, deleted at teardown even when the test fails. */
-function tempNs(t: Teardown, tag: string): string {
-  const name = `mt-dns-${tag}-${process.pid % 100000}-${n++}`;
-  deleteNetns(name);
-  createNetns(name);
-  t.teardown(() => void deleteNetns(name));
-  const r = Rtnl.open(name);
-  try {
-    r.setLink(r.mustLink('lo').index, { up: true });
-  } finally {
-    r.close();
-  }
-  return name;
-}
+// Throwaway namespaces (mt*, loopback up, removed at teardown) come from the shared test helper.
+const tempNs = (t: Teardown, tag: string): string => tempNetns(t, `dns${tag}`);
 
 /** dig inside a namespace; asynchronous, so this process keeps serving the listener meanwhile. */
 function dig(ns: string, ...args: string[]): Promise<string> {
