@@ -11,15 +11,9 @@ import { pickK } from './rng.js';
 
 export type TableChangeKind = 'add' | 'update' | 'delete';
 
-export interface TableChange {
+/** An entry as a subscriber sees it change; for a delete, `value` is the value that was removed. */
+export interface TableChange extends Omit<TableEntry, 'deleted'> {
   type: TableChangeKind;
-  network: string;
-  table: string;
-  key: string;
-  /** New value; for a delete, the value that was removed. */
-  value: Uint8Array;
-  owner: string;
-  version: number;
 }
 
 export interface TableFilter {

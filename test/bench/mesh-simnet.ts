@@ -1,8 +1,8 @@
 // Deterministic discrete-event network for many in-process mesh members: seeded loss and latency,
 // partitions and crashes, no real time. Used by the unit tests (CI size) and the bench (1,000 members).
-import { encodePacket, decodePacket } from '../../mesh/codec.js';
+import { encodePacket, decodePacket, packetSize } from '../../mesh/codec.js';
 import type { MeshConfig } from '../../mesh/config.js';
-import type { Message, PushPull, Via } from '../../mesh/messages.js';
+import type { Message, Outgoing, PushPull, Via } from '../../mesh/messages.js';
 import { MeshNode } from '../../mesh/node.js';
 import { Sfc32 } from '../../mesh/rng.js';
 
@@ -30,28 +30,31 @@ export interface SimMember {
   wakeAt: number;
 }
 
-interface Ev {
-  at: number;
-  seq: number;
-  to: SimMember;
-  msgs: readonly Message[] | null;
-  via: Via;
-  from: string;
-}
-
+/**
+ * A deterministic lossy network of in-process members, built for 1,000 members over simulated
+ * minutes: events are pooled and kept in a binary heap moved by holes (no destructuring swaps, which
+ * allocated on every step), and bytes are counted with packetSize(), which is exactly
+ * encodePacket().length (the codec tests check it), instead of encoding every packet only to measure
+ * it. With roundTrip every packet is encoded and decoded.
+ */
 export class SimNet {
   now = 0;
   readonly members = new Map<string, SimMember>();
   readonly rng: Sfc32;
   dropped = 0;
   delivered = 0;
-  private heap: Ev[] = [];
+  private heap: SimEv[] = [];
+  private free: SimEv[] = [];
   private seq = 0;
+  private readonly lo: number;
+  private readonly span: number;
   private blocked: ((a: string, b: string) => boolean) | null = null;
   private udpOnly = false;
 
   constructor(readonly o: SimOptions) {
     this.rng = new Sfc32(o.seed);
+    this.lo = o.latency[0];
+    this.span = o.latency[1] - o.latency[0];
   }
 
   add(name: string, seedOffset = 0): SimMember {
@@ -88,7 +91,7 @@ export class SimNet {
     if (m) m.up = false;
   }
 
-  /** Drop everything (or only UDP) between pairs for which `block` is true; null heals. */
+  /** Drop traffic between members for which block(from, to) holds (UDP only with udpOnly); null heals. */
   partition(block: ((a: string, b: string) => boolean) | null, udpOnly = false): void {
     this.blocked = block;
     this.udpOnly = udpOnly;
@@ -96,18 +99,19 @@ export class SimNet {
 
   /** Run the state machines' own effects (after a direct API call on a node). */
   flush(m: SimMember): void {
-    for (const out of m.node.drain()) {
+    const outs = m.node.drain();
+    for (let i = 0; i < outs.length; i++) {
+      const out = outs[i] as Outgoing;
       m.packetsOut++;
-      if (this.o.countBytes || this.o.roundTrip) {
+      if (this.o.roundTrip) {
         const bytes = encodePacket(out.msgs);
         m.bytesOut += bytes.length + SEAL_OVERHEAD + (out.via === 'tcp' ? 4 : 0);
-        if (this.o.roundTrip) {
-          const d = decodePacket(bytes);
-          if (!d.ok) throw new Error(`codec round trip failed: ${d.reason}`);
-          this.send(m, out.to.host, d.msgs, out.via);
-          continue;
-        }
+        const d = decodePacket(bytes);
+        if (!d.ok) throw new Error(`codec round trip failed: ${d.reason}`);
+        this.send(m, out.to.host, d.msgs, out.via);
+        continue;
       }
+      if (this.o.countBytes) m.bytesOut += packetSize(out.msgs) + SEAL_OVERHEAD + (out.via === 'tcp' ? 4 : 0);
       this.send(m, out.to.host, out.msgs, out.via);
     }
     this.schedule(m);
@@ -116,42 +120,45 @@ export class SimNet {
   private send(from: SimMember, toName: string, msgs: readonly Message[], via: Via): void {
     const to = this.members.get(toName);
     if (!to || !to.up || (this.blocked && (via === 'udp' || !this.udpOnly) && this.blocked(from.name, toName))) { this.dropped++; return; }
-    const [lo, hi] = this.o.latency;
-    let delay = lo + this.rng.next() * (hi - lo);
+    let delay = this.lo + this.rng.next() * this.span;
     if (via === 'udp') {
       if (this.rng.next() < this.o.loss) { this.dropped++; return; }
     } else {
       // TCP does not lose, it waits: each lost exchange costs a retransmission timeout (200 ms min on
       // Linux, doubling); a lost SYN costs a full second.
       let rto = 1000;
-      for (let i = 0; i < 6 && this.rng.next() < 1 - (1 - this.o.loss) ** 2; i++) { delay += rto; rto *= 2; }
+      const pLost = 1 - (1 - this.o.loss) ** 2;
+      for (let i = 0; i < 6 && this.rng.next() < pLost; i++) { delay += rto; rto *= 2; }
     }
-    this.push({ at: this.now + delay, seq: this.seq++, to, msgs, via, from: from.name });
+    this.push(this.now + delay, to, msgs, via);
   }
 
   private schedule(m: SimMember): void {
     const w = m.node.nextWake();
     if (w < m.wakeAt) {
       m.wakeAt = w;
-      this.push({ at: Math.max(w, this.now), seq: this.seq++, to: m, msgs: null, via: 'udp', from: '' });
+      this.push(Math.max(w, this.now), m, null, 'udp');
     }
   }
 
   runUntil(t: number, stop?: () => boolean): void {
+    const h = this.heap;
     for (;;) {
-      const ev = this.heap[0];
-      if (!ev || ev.at > t) break;
+      const ev = h[0];
+      if (ev === undefined || ev.at > t) break;
       this.pop();
-      this.now = ev.at;
-      const m = ev.to;
-      if (!m.up) continue;
-      if (ev.msgs) {
+      const { at, to: m, msgs, via } = ev;
+      ev.to = null; ev.msgs = null;
+      this.free.push(ev);
+      this.now = at;
+      if (!m || !m.up) continue;
+      if (msgs) {
         this.delivered++;
-        m.node.receive(this.now, ev.msgs, ev.via);
+        m.node.receive(at, msgs, via);
       } else {
-        if (ev.at !== m.wakeAt) continue;
+        if (at !== m.wakeAt) continue;
         m.wakeAt = Infinity;
-        m.node.tick(this.now);
+        m.node.tick(at);
       }
       this.flush(m);
       if (stop && stop()) return;
@@ -167,37 +174,53 @@ export class SimNet {
     return [...this.members.values()].filter((m) => m.up && !m.node.members.isLeaving);
   }
 
-  private push(e: Ev): void {
+  private push(at: number, to: SimMember, msgs: readonly Message[] | null, via: Via): void {
+    const e = this.free.pop() ?? { at: 0, seq: 0, to: null, msgs: null, via: 'udp' };
+    e.at = at; e.seq = this.seq++; e.to = to; e.msgs = msgs; e.via = via;
     const h = this.heap;
+    let i = h.length;
     h.push(e);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i] as Ev, h[p] as Ev)) break;
-      [h[i], h[p]] = [h[p] as Ev, h[i] as Ev];
+      const pe = h[p] as SimEv;
+      if (!before(e, pe)) break;
+      h[i] = pe;
       i = p;
     }
+    h[i] = e;
   }
 
   private pop(): void {
     const h = this.heap;
-    const last = h.pop() as Ev;
-    if (h.length === 0) return;
-    h[0] = last;
+    const last = h.pop() as SimEv;
+    const n = h.length;
+    if (n === 0) return;
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let s = i;
-      if (l < h.length && before(h[l] as Ev, h[s] as Ev)) s = l;
-      if (r < h.length && before(h[r] as Ev, h[s] as Ev)) s = r;
-      if (s === i) return;
-      [h[i], h[s]] = [h[s] as Ev, h[i] as Ev];
-      i = s;
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      let c = l;
+      if (r < n && before(h[r] as SimEv, h[l] as SimEv)) c = r;
+      const ce = h[c] as SimEv;
+      if (!before(ce, last)) break;
+      h[i] = ce;
+      i = c;
     }
+    h[i] = last;
   }
 }
 
-function before(a: Ev, b: Ev): boolean {
+interface SimEv {
+  at: number;
+  seq: number;
+  to: SimMember | null;
+  /** null: a timer wake-up. */
+  msgs: readonly Message[] | null;
+  via: Via;
+}
+
+function before(a: SimEv, b: SimEv): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 

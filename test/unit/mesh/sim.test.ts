@@ -29,30 +29,17 @@ t.test(`no false positives under 10% packet loss (${N} members, 1 simulated minu
   t.equal(r.victims, 0);
 });
 
-t.test('the bench simulator replays SimNet exactly (same draws, same bytes), and round-trips the codec', async (t) => {
-  // Build the same 40-member cluster on both and compare every member's counters after 20 s at 10% loss.
+t.test('counting bytes with packetSize() replays a run that encodes and decodes every packet exactly', async (t) => {
+  // Same seed, same 40-member cluster, 20 s at 10% loss: one run sizes packets, the other round-trips
+  // every packet through the codec; every member's counters must agree.
   const n = 40;
-  const fast = cluster(n, 3, 0.1);
-  const ref = new SimNet({ seed: 3, loss: 0.1, latency: [0.2, 1.5], countBytes: true });
-  const nets: NetEvent[] = [];
-  for (let i = 0; i < n; i++) {
-    ref.add(`m${i}`).node.tables.joinNetwork('net0');
-    nets.push({ t: 'net', node: `m${i}`, network: 'net0', ltime: 1, leave: false });
-  }
-  ref.bootstrap();
-  for (const m of ref.members.values()) {
-    const pp: PushPull = { t: 'push-pull', join: true, reply: true, source: '#bootstrap', sourceAddr: { host: '#', port: 0 }, members: [], nets, entries: [] };
-    m.node.receive(ref.now, [pp], 'tcp');
-    m.node.members.broadcasts.clear();
-    m.node.drain();
-  }
-  fast.runFor(20_000);
-  ref.runFor(20_000);
+  const sized = cluster(n, 3, 0.1);
+  const rt = cluster(n, 3, 0.1, undefined, true);
+  sized.runFor(20_000);
+  rt.runFor(20_000);
   const sig = (ms: Iterable<{ name: string; bytesOut: number; packetsOut: number; node: { members: { stats: object; incarnation: number } } }>): string =>
     JSON.stringify([...ms].map((m) => [m.name, m.bytesOut, m.packetsOut, m.node.members.incarnation, m.node.members.stats]));
-  t.equal(sig(fast.members.values()), sig(ref.members.values()));
-  t.equal(fast.delivered, ref.delivered);
-  const rt = cluster(n, 3, 0.1, undefined, true);
-  rt.runFor(20_000);
-  t.equal(sig(rt.members.values()), sig(ref.members.values()), 'with every packet encoded and decoded');
+  t.ok(sized.delivered > 0);
+  t.equal(sig(rt.members.values()), sig(sized.members.values()));
+  t.equal(rt.delivered, sized.delivered);
 });
