@@ -44,7 +44,7 @@ export class Agent {
       ? new NetnsRuntime({ prefix: this.o.taskPrefix, stateDir: `${this.o.stateDir}/tasks`, sweepUnknownNamespaces: true })
       : new DockerRuntime({ prefix: this.o.taskPrefix, owner: this.o.nodeId, stateDir: `${this.o.stateDir}/docker-tasks` });
     this.runtimes.set(kind, r);
-    r.subscribe((e) => this.onEvent(r!, e));
+    r.subscribe((e) => this.onEvent(e));
     // A restarted meshd finds its tasks again: running ones are kept, dead ones reported.
     const rep = await r.adopt();
     for (const t of rep.adopted) this.local.set(t.id, { runtime: r, stopping: false });
@@ -71,7 +71,7 @@ export class Agent {
     this.o.report([r]);
   }
 
-  private onEvent(rt: TaskRuntime, e: TaskEvent): void {
+  private onEvent(e: TaskEvent): void {
     if (e.type !== 'exit') return;
     const l = this.local.get(e.task.id);
     if (!l) return;
@@ -79,7 +79,6 @@ export class Agent {
     if (l.stopping) this.report(e.task.id, 'shutdown', 'stopped', code ?? undefined);
     else if (code === 0) this.report(e.task.id, 'complete', 'finished', 0);
     else this.report(e.task.id, 'failed', `task exited with ${code ?? 'an unknown status'}`, code ?? undefined, e.reason ?? `exit code ${code}`);
-    void rt;
   }
 
   /** The dispatcher's full list of this node's tasks. */

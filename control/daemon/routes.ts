@@ -17,7 +17,6 @@ const LeaveBody = z.object({ force: z.boolean().optional() }).strict();
 const ClusterJoinBody = z.object({ token: z.string(), nodeId: z.string().regex(/^[0-9a-z]{25}$/), hostname: z.string().min(1).max(255), addr }).strict();
 const AddManagerBody = z.object({ nodeId: z.string(), addr, clusterKey: z.string() }).strict();
 const KeyState = z.object({ ids: z.array(z.string().max(16)).max(3), primary: z.string().max(16) }).strict();
-const HeartbeatBody = z.object({ nodeId: z.string(), gossip: KeyState.optional() }).strict();
 const labelKey = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'label keys are letters, digits, . _ - (at most 128)');
 const NodeUpdateBody = z
   .object({
@@ -292,17 +291,6 @@ export function registerRoutes(d: Daemon): void {
     { remote: true },
   );
 
-  r.on(
-    'POST',
-    '/v1/cluster/heartbeat',
-    async (req) => {
-      const body = HeartbeatBody.parse(req.body);
-      const m = d.requireManager();
-      if (!m.store.get('node', body.nodeId)) throw new ApiError(404, 'unknown-node', `node ${body.nodeId} is not part of this cluster (was it removed?)`);
-      return d.onLeader('POST', req.path, body, async () => d.recordHeartbeat(body.nodeId, body.gossip));
-    },
-    { remote: true },
-  );
 }
 
 const ConfigName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'config names are 1-64 letters, digits, . _ -, starting with a letter or digit');
