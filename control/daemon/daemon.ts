@@ -315,6 +315,8 @@ export class Daemon {
       await this.manager.propose([
         { op: 'create', kind: 'cluster', object: cluster },
         { op: 'create', kind: 'node', object: this.nodeObject('manager', advertiseAddr) },
+        // The routing mesh's network, as Swarm makes it at init (10.255.0.0/16 unless configured).
+        { op: 'create', kind: 'network', object: { id: newId(), spec: { name: 'ingress', driver: 'overlay', attachable: false, encrypted: false, labels: {}, ingress: true } } },
       ], 10_000);
       this.log(`swarm initialized: cluster ${clusterId}, this node (${this.identity.nodeId}) is the leader`);
       return { clusterId, nodeId: this.identity.nodeId };
