@@ -37,7 +37,7 @@ export class Orchestration {
       if (e.kind === 'task') {
         const t = e.object as Stored<'task'>;
         if (t.nodeId) this.notify(t.nodeId);
-      }
+      } else if (e.kind === 'node') this.notify(e.object.id);
       this.kick();
     }, ['service', 'task', 'node', 'network']);
     this.kick();
@@ -175,7 +175,8 @@ export class Orchestration {
   assignments(nodeId: string): { tasks: Stored<'task'>[]; version: string } {
     const tasks = this.m.store.list('task').filter((t) => t.nodeId === nodeId && t.status.state !== 'new' && t.status.state !== 'pending');
     // Highest object version plus the count: changes on any update, and on a deletion too.
-    const version = `${tasks.reduce((v, t) => Math.max(v, t.meta.version), 0)}:${tasks.length}`;
+    // The node's ingress address is part of what it is told: a change wakes it too.
+    const version = `${tasks.reduce((v, t) => Math.max(v, t.meta.version), 0)}:${tasks.length}:${this.m.store.get('node', nodeId)?.ingressAddr ?? ''}`;
     return { tasks, version };
   }
 
