@@ -507,6 +507,7 @@ export class Daemon {
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
+      await this.agent.start(); // adoption first: the networking pass needs to know what runs here
       this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }
