@@ -177,6 +177,7 @@ export class Daemon {
         stateDir: this.o.stateDir,
         log: this.log,
         tables: () => this.gossip?.tables,
+        pump: () => this.gossip?.pump(),
         running: () => this.agent?.runningTasks() ?? new Map(),
       });
     }

@@ -44,6 +44,8 @@ export interface NetworkingOptions {
   stateDir: string;
   log: (l: string) => void;
   tables: () => Tables | undefined;
+  /** send queued gossip now rather than at the next gossip tick */
+  pump?: () => void;
   /** running local tasks -> their network namespace */
   running: () => Map<string, string>;
   egress?: Partial<EgressConfig>;
@@ -259,6 +261,7 @@ export class NodeNetworking {
         seen.set(n, [...list, ...(records.get(n) ?? [])]);
       }
       tables.gossip();
+      this.o.pump?.();
     }
 
     // 3. the overlay: sandboxes, veths, FDB and neighbours. Right after (re)start the gossip tables
