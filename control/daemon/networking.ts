@@ -24,6 +24,7 @@ const SYNC_GRACE_MS = 1000;
 const SYNC_SETTLE_MS = 300;
 /** ... or, for a network nobody else is known to be in, this long */
 const SYNC_ALONE_MS = 4000;
+const FULL_OBSERVE_MS = 30_000;
 
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
@@ -80,6 +81,9 @@ export class NodeNetworking {
   /** no pass before the first assignments: until then "no tasks here" would tear everything down */
   private haveAssignments = false;
   private tablesSince = 0;
+  /** task namespace -> the attachments last applied to it (trusted until they change) */
+  private applied = new Map<string, string>();
+  private lastFullObserve = 0;
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
   /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
   onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
@@ -87,7 +91,11 @@ export class NodeNetworking {
   constructor(private readonly o: NetworkingOptions) {
     this.egressCfg = { bridge: 'msh-gw', subnet: '172.18.0.0/16', table: 'msh_egress', ...o.egress };
     this.egressAddrs = new EgressAddresses(path.join(o.stateDir, 'egress.json'), this.egressCfg.subnet);
+    // a periodic pass: repairs drift (someone removed an entry by hand) even when nothing else happens
+    this.resync = setInterval(() => this.schedule(), FULL_OBSERVE_MS);
+    this.resync.unref();
   }
+  private resync: NodeJS.Timeout;
 
   get isbx(): string {
     return `${this.o.prefix}-isbx`;
@@ -284,8 +292,16 @@ export class NodeNetworking {
     const nets = [...this.networks.values()].map((n) => this.overlayNet(n)).filter((n): n is OverlayNetwork => n !== undefined);
     try {
       const desired = desiredState({ node: { underlayAddress: this.o.underlay, underlayMtu: this.mtu(), prefix: this.o.prefix }, networks: nets, attachments, remotes });
-      const r = reconcile(desired, { prefix: this.o.prefix });
+      // Task namespaces whose attachments did not change since a clean pass are not dumped again;
+      // every 30 s a full pass re-reads everything to catch drift.
+      const sig = new Map<string, string>();
+      for (const a of attachments) sig.set(a.netns, `${sig.get(a.netns) ?? ''}|${a.networkId}/${a.ifname}/${a.cidr}`);
+      const full = now - this.lastFullObserve > FULL_OBSERVE_MS;
+      const trusted = new Set(full ? [] : [...sig].filter(([ns, s]) => this.applied.get(ns) === s).map(([ns]) => ns));
+      const r = reconcile(desired, { prefix: this.o.prefix, trusted });
+      if (full) this.lastFullObserve = now;
       writes += r.writes + r.netnsOps;
+      this.applied = r.errors.length ? new Map() : sig;
       if (r.steps.length) {
         const counts = new Map<string, number>();
         for (const st of r.steps) counts.set(st.op, (counts.get(st.op) ?? 0) + 1);
@@ -358,6 +374,7 @@ export class NodeNetworking {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    clearInterval(this.resync);
     this.unsubscribe?.();
     this.prober?.close();
     this.prober = undefined;

@@ -117,13 +117,20 @@ function nftRuleset(cfg: EgressConfig): string {
   ].join('\n');
 }
 
+// Checked once per process and table (spawning nft on every pass would cost more than the pass).
+const nftChecked = new Set<string>();
+
 function nftHasTables(table: string): boolean {
+  if (nftChecked.has(table)) return true;
   const a = spawnSync('nft', ['list', 'table', 'ip', table], { encoding: 'utf8' });
   const b = spawnSync('nft', ['list', 'table', 'bridge', table], { encoding: 'utf8' });
-  return a.status === 0 && b.status === 0;
+  const ok = a.status === 0 && b.status === 0;
+  if (ok) nftChecked.add(table);
+  return ok;
 }
 
 export function removeEgress(cfg: EgressConfig): void {
+  nftChecked.delete(cfg.table);
   for (const fam of ['ip', 'bridge']) spawnSync('nft', ['delete', 'table', fam, cfg.table], { encoding: 'utf8' });
   const r = Rtnl.open();
   try {
@@ -161,7 +168,10 @@ export function reconcileEgress(cfg: EgressConfig, tasks: readonly EgressTask[])
     if (!nftHasTables(cfg.table)) {
       const r = spawnSync('nft', ['-f', '-'], { input: nftRuleset(cfg), encoding: 'utf8' });
       if (r.status !== 0) errors.push(new Error(`nft: egress tables ${cfg.table}: ${(r.stderr || r.error?.message || '').trim()}`));
-      else writes++;
+      else {
+        writes++;
+        nftChecked.add(cfg.table);
+      }
     }
     if (tasks.length && fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') {
       attempt(() => fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1'));
