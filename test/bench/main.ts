@@ -8,6 +8,7 @@ import { meshSimBench } from './mesh-sim.js';
 import { meshFuzzBench } from './mesh-fuzz.js';
 import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
+import { dnsPerfBench } from './dns-perf.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -26,7 +27,9 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   'raft-sim': script('./raft-sim.js', '1', '10000'),
   mesh: meshSimBench,
   'mesh-fuzz': meshFuzzBench,
-  dns: script('./dns-resolver.js'),
+  dns: script('./dns-resolver.js', '--fuzz', '0'),
+  'dns-fuzz': script('./dns-fuzz.js'),
+  'dns-perf': dnsPerfBench,
   scheduler: schedulerBench,
   services: servicesBench,
   allocator: allocatorBench,
