@@ -78,9 +78,16 @@ export class DnsTable {
    */
   replaceAll(networks: Iterable<NetworkRecord>, services: Iterable<ServiceRecord>, tasks: Iterable<TaskRecord>): boolean {
     const ns = [...networks], ss = [...services], ts = [...tasks];
-    for (const n of ns) if (this.networks.get(n.id) !== n) validateNetwork(n);
-    for (const s of ss) if (this.services.get(s.id) !== s) validateService(s);
-    for (const t of ts) if (this.tasks.get(t.id) !== t) validateTask(t);
+    // Only what differs from the held record needs checking (a resync is mostly equal records).
+    const check = <T extends { id: string }>(m: Map<string, T>, xs: T[], same: (a: T, b: T) => boolean, validate: (x: T) => void): void => {
+      for (const x of xs) {
+        const cur = m.get(x.id);
+        if (!cur || (cur !== x && !same(cur, x))) validate(x);
+      }
+    };
+    check(this.networks, ns, sameNetwork, validateNetwork);
+    check(this.services, ss, sameService, validateService);
+    check(this.tasks, ts, sameTask, validateTask);
     const a = sync(this.networks, ns, sameNetwork);
     const b = sync(this.services, ss, sameService);
     const c = sync(this.tasks, ts, sameTask);

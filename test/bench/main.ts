@@ -27,7 +27,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   'raft-sim': script('./raft-sim.js', '1', '10000'),
   mesh: meshSimBench,
   'mesh-fuzz': meshFuzzBench,
-  dns: script('./dns-resolver.js', '--fuzz', '0'),
+  dns: script('./dns-resolver.js'),
   'dns-fuzz': script('./dns-fuzz.js'),
   'dns-perf': dnsPerfBench,
   scheduler: schedulerBench,
