@@ -10,6 +10,7 @@ const dns = new EmbeddedDns({ upstreams: [] });
 const { networks, services, tasks } = benchTable();
 dns.setTable(networks, services, tasks);
 await dns.attach('bench-task', nsPath, [BENCH_NET]);
+dns.table.snapshot(); // built before the first query, as a running node would have it
 process.stdout.write('ready\n');
 process.stdin.resume();
 process.stdin.on('end', () => {
