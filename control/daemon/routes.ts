@@ -7,6 +7,7 @@ import { Daemon, stripMeta } from './daemon.js';
 import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
 import { registerServiceRoutes } from './service-routes.js';
+import { registerNetworkRoutes } from './network-routes.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
 const addr = z.string().min(1).max(300);
@@ -81,6 +82,7 @@ const wrap = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => Promise.r
 export function registerRoutes(d: Daemon): void {
   const r = d.router;
   registerServiceRoutes(d);
+  registerNetworkRoutes(d);
 
   r.on('GET', '/v1/info', async () => {
     const c = d.identity.cluster;
