@@ -177,6 +177,7 @@ export class Daemon {
         stateDir: this.o.stateDir,
         log: this.log,
         tables: () => this.gossip?.tables,
+        pump: () => this.gossip?.pump(),
         running: () => this.agent?.runningTasks() ?? new Map(),
       });
     }
@@ -507,6 +508,7 @@ export class Daemon {
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
+      await this.agent.start(); // adoption first: the networking pass needs to know what runs here
       this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }

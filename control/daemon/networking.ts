@@ -18,6 +18,13 @@ import type { Tables } from '../../mesh/tables.js';
 import type { EndpointVip, NetworkObject, TaskObject } from '../store/objects.js';
 import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_TABLE, type EndpointRecord } from './endpoints.js';
 
+/** How long after gossip starts the tables are taken as complete enough to program the kernel from. */
+const SYNC_GRACE_MS = 1000;
+/** ... and after a bulk sync with a peer of each network, time for its reply to arrive */
+const SYNC_SETTLE_MS = 300;
+/** ... or, for a network nobody else is known to be in, this long */
+const SYNC_ALONE_MS = 4000;
+
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
   name: string;
@@ -37,6 +44,8 @@ export interface NetworkingOptions {
   stateDir: string;
   log: (l: string) => void;
   tables: () => Tables | undefined;
+  /** send queued gossip now rather than at the next gossip tick */
+  pump?: () => void;
   /** running local tasks -> their network namespace */
   running: () => Map<string, string>;
   egress?: Partial<EgressConfig>;
@@ -58,6 +67,8 @@ export class NodeNetworking {
   private ingressAddr: string | undefined;
   private preparing = new Map<string, string>();
   private joined = new Set<string>();
+  /** networks bulk-synced with a peer since we joined them, and when */
+  private synced = new Map<string, number>();
   private subscribed: Tables | undefined;
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -66,6 +77,9 @@ export class NodeNetworking {
   private readonly egressCfg: EgressConfig;
   private readonly egressAddrs: EgressAddresses;
   private closed = false;
+  /** no pass before the first assignments: until then "no tasks here" would tear everything down */
+  private haveAssignments = false;
+  private tablesSince = 0;
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
   /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
   onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
@@ -85,6 +99,7 @@ export class NodeNetworking {
     this.networks = new Map(u.networks.map((n) => [n.id, n]));
     this.services = new Map(Object.entries(u.services));
     this.ingressAddr = u.ingressAddr;
+    this.haveAssignments = true;
     this.schedule();
   }
 
@@ -137,7 +152,7 @@ export class NodeNetworking {
 
   /** One reconcile pass; returns the error messages (also logged). */
   pass(): string[] {
-    if (this.closed) return [];
+    if (this.closed || (!this.haveAssignments && !this.preparing.size)) return [];
     const t0 = performance.now();
     const errors: string[] = [];
     this.stats.passes++;
@@ -194,6 +209,10 @@ export class NodeNetworking {
       if (this.subscribed !== tables) {
         this.unsubscribe?.();
         this.subscribed = tables;
+        this.tablesSince = Date.now();
+        this.synced.clear();
+        // a pass once the first syncs have had time to arrive (see the grace below)
+        setTimeout(() => this.schedule(), SYNC_GRACE_MS + 10).unref();
         this.joined.clear();
         this.unsubscribe = tables.subscribe({ table: ENDPOINT_TABLE }, () => this.schedule());
       }
@@ -204,8 +223,15 @@ export class NodeNetworking {
           this.joined.add(n);
         }
       }
+      for (const n of want) {
+        if (!this.synced.has(n) && tables.syncNetwork(n)) {
+          this.synced.set(n, Date.now());
+          setTimeout(() => this.schedule(), SYNC_SETTLE_MS + 10).unref();
+        }
+      }
       for (const n of [...this.joined]) {
         if (want.has(n)) continue;
+        this.synced.delete(n);
         for (const e of tables.entries(n, ENDPOINT_TABLE)) if (e.owner === this.o.nodeId) tables.delete(n, ENDPOINT_TABLE, e.key);
         tables.leaveNetwork(n);
         this.joined.delete(n);
@@ -235,14 +261,36 @@ export class NodeNetworking {
         seen.set(n, [...list, ...(records.get(n) ?? [])]);
       }
       tables.gossip();
+      this.o.pump?.();
     }
 
-    // 3. the overlay: sandboxes, veths, FDB and neighbours
+    // 3. the overlay: sandboxes, veths, FDB and neighbours. Right after (re)start the gossip tables
+    //    are still filling: programming them now would remove remote entries only to add them back a
+    //    moment later. So the overlay waits out a short grace (unless a task needs its interfaces
+    //    now), and a restarted meshd with nothing changed writes nothing.
+    const now = Date.now();
+    const settled =
+      tables !== undefined &&
+      now - this.tablesSince >= SYNC_GRACE_MS &&
+      // every network synced with a peer a moment ago, or nobody else known in it for a while
+      [...this.joined].every((n) => {
+        const at = this.synced.get(n);
+        return at !== undefined ? now - at >= SYNC_SETTLE_MS : now - this.tablesSince >= SYNC_ALONE_MS;
+      });
+    if (!settled && !this.preparing.size) {
+      this.finish(t0, writes, errors, seen);
+      return errors;
+    }
     const nets = [...this.networks.values()].map((n) => this.overlayNet(n)).filter((n): n is OverlayNetwork => n !== undefined);
     try {
       const desired = desiredState({ node: { underlayAddress: this.o.underlay, underlayMtu: this.mtu(), prefix: this.o.prefix }, networks: nets, attachments, remotes });
       const r = reconcile(desired, { prefix: this.o.prefix });
       writes += r.writes + r.netnsOps;
+      if (r.steps.length) {
+        const counts = new Map<string, number>();
+        for (const st of r.steps) counts.set(st.op, (counts.get(st.op) ?? 0) + 1);
+        this.o.log(`overlay: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (${r.writes} writes, ${r.ms.toFixed(1)} ms)`);
+      }
       for (const e of r.errors) errors.push(e.message);
     } catch (e) {
       errors.push(`overlay: ${(e as Error).message}`);
@@ -254,6 +302,7 @@ export class NodeNetworking {
       const addrs = this.egressAddrs.assign(ids);
       const r = reconcileEgress(this.egressCfg, ids.map((id) => ({ taskId: id, netns: local.get(id)!, addr: addrs.get(id)! })));
       writes += r.writes;
+      if (r.writes) this.o.log(`egress: ${r.writes} writes for ${ids.length} tasks`);
       for (const e of r.errors) errors.push(`egress: ${e.message}`);
     } catch (e) {
       errors.push(`egress: ${(e as Error).message}`);
@@ -265,7 +314,11 @@ export class NodeNetworking {
       writes++;
     }
     this.probe(ingress, seen);
+    this.finish(t0, writes, errors, seen);
+    return errors;
+  }
 
+  private finish(t0: number, writes: number, errors: string[], seen: Map<string, EndpointRecord[]>): void {
     this.stats.lastWrites = writes;
     this.stats.writes += writes;
     this.stats.lastMs = performance.now() - t0;
@@ -279,7 +332,6 @@ export class NodeNetworking {
     } catch (e) {
       this.o.log(`networking: endpoint subscriber: ${(e as Error).message}`);
     }
-    return errors;
   }
 
   private probe(ingress: NetworkObject | undefined, seen: Map<string, EndpointRecord[]>): void {

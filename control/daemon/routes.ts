@@ -187,7 +187,13 @@ export function registerRoutes(d: Daemon): void {
     const st = d.gossip?.status();
     if (!st) throw new ApiError(503, 'no-gossip', d.identity.cluster ? 'gossip has not started yet (it starts with the first heartbeat that brings the keys)' : 'this node is not part of a cluster');
     const names = new Map((d.manager?.store.list('node') ?? []).map((n) => [n.id, n.hostname]));
-    return { ...st, self: d.identity.nodeId, members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })) };
+    return {
+      ...st,
+      self: d.identity.nodeId,
+      members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })),
+      overlay: d.networking?.health() ?? [],
+      dataplane: d.networking?.stats,
+    };
   });
 
   // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).

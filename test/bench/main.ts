@@ -9,6 +9,7 @@ import { meshFuzzBench } from './mesh-fuzz.js';
 import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
 import { dnsPerfBench } from './dns-perf.js';
+import { overlayBench } from './overlay-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +34,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   scheduler: schedulerBench,
   services: servicesBench,
   allocator: allocatorBench,
+  overlay: overlayBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
