@@ -128,7 +128,7 @@ t.test('tasks on three nodes reach each other over VXLAN: TCP, and 1400-byte pin
     for (const b of web) {
       if (a === b) continue;
       // FDB entries arrive by gossip: allow the budget, then it must hold.
-      await until(`ping ${a.node} -> ${b.node}`, 5000, () => (inNs(a.netns, ['ping', '-c1', '-W1', '-M', 'do', '-s', '1372', b.ip]).code === 0 ? true : undefined));
+      await until(`ping ${a.node} -> ${b.node}`, 5000, () => (inNs(a.netns, ['ping', '-c1', '-W1', '-M', 'do', '-s', '1400', b.ip]).code === 0 ? true : undefined));
       const http = inNs(a.netns, [process.execPath, '-e', `require('http').get('http://${b.ip}/',r=>{let d='';r.on('data',c=>d+=c);r.on('end',()=>{console.log(d);process.exit(0)})}).on('error',e=>{console.error(e.message);process.exit(1)})`]);
       t.equal(http.code, 0, `TCP ${a.node} -> ${b.node} (${b.ip}): ${http.stderr}`);
       t.match(JSON.parse(http.stdout || '{}'), { ip: b.ip, remote: a.ip }, 'answered by the right task, client address kept');
