@@ -18,6 +18,8 @@ import { Agent, type AgentReport } from '../agent/agent.js';
 import type { NetworkObject, TaskObject } from '../store/objects.js';
 import { NodeNetworking, type ServiceInfo } from './networking.js';
 import { networkView } from './network-view.js';
+import { DnsFeed } from './dns-feed.js';
+import type { Upstream } from '../../dns/index.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
 
@@ -29,6 +31,8 @@ export interface DaemonOptions {
   taskPrefix?: string;
   /** Gossip port (default 7946). */
   gossipPort?: number;
+  /** Resolvers for names outside the cluster (default: the host's /etc/resolv.conf). */
+  dnsUpstreams?: Upstream[];
   /** Raft timing (ms); Swarm's are 1 s ticks, ours default to 100 ms heartbeat / 1 s election. */
   tickMs?: number;
   raftHeartbeatMs?: number;
@@ -84,6 +88,7 @@ export class Daemon {
   gossip: GossipAgent | undefined;
   agent: Agent | undefined;
   networking: NodeNetworking | undefined;
+  dnsFeed: DnsFeed | undefined;
   orch: Orchestration | undefined;
   private pendingReports: AgentReport[] = [];
   private flushing = false;
@@ -168,8 +173,10 @@ export class Daemon {
       this.orch = new Orchestration(this.manager, this.log);
       this.orch.start();
     }
+    this.dnsFeed ??= new DnsFeed(this.log, this.o.dnsUpstreams);
     if (!this.networking) {
       this.networking = new NodeNetworking({
+        dns: this.dnsFeed,
         nodeId: this.identity.nodeId,
         hostname: this.identity.hostname,
         prefix: this.objectPrefix,
@@ -211,6 +218,8 @@ export class Daemon {
     if (graceful) this.networking?.teardown();
     else this.networking?.close();
     this.networking = undefined;
+    await this.dnsFeed?.close();
+    this.dnsFeed = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;

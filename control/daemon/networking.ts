@@ -17,6 +17,7 @@ import { createNetns, deleteNetns, netnsExists, Rtnl } from '../../dataplane/net
 import type { Tables } from '../../mesh/tables.js';
 import type { EndpointVip, NetworkObject, TaskObject } from '../store/objects.js';
 import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_TABLE, type EndpointRecord } from './endpoints.js';
+import type { DnsFeed } from './dns-feed.js';
 
 /** How long after gossip starts the tables are taken as complete enough to program the kernel from. */
 const SYNC_GRACE_MS = 1000;
@@ -50,6 +51,8 @@ export interface NetworkingOptions {
   /** running local tasks -> their network namespace */
   running: () => Map<string, string>;
   egress?: Partial<EgressConfig>;
+  /** the node's embedded DNS: fed from every pass, a listener in every local task */
+  dns?: DnsFeed;
 }
 
 export interface NetworkingStats {
@@ -119,6 +122,8 @@ export class NodeNetworking {
       const errs = this.pass();
       const mine = errs.filter((e) => e.includes(netns) || e.includes(t.id.slice(0, 12)));
       if (mine.length) throw new Error(`attaching networks: ${mine.join('; ')}`);
+      // DNS answers from the first query the task makes
+      await this.o.dns?.attach(t.id, netns, this.dnsNetworks(t));
     } finally {
       this.preparing.delete(t.id);
     }
@@ -334,6 +339,11 @@ export class NodeNetworking {
     return errors;
   }
 
+  /** The networks a task resolves names on: its own, in order, without the ingress network. */
+  private dnsNetworks(t: TaskObject): string[] {
+    return t.networks.map((e) => e.network).filter((id) => this.networks.get(id)?.spec.ingress !== true);
+  }
+
   private finish(t0: number, writes: number, errors: string[], seen: Map<string, EndpointRecord[]>): void {
     this.stats.lastWrites = writes;
     this.stats.writes += writes;
@@ -347,6 +357,20 @@ export class NodeNetworking {
       this.onEndpoints?.(seen);
     } catch (e) {
       this.o.log(`networking: endpoint subscriber: ${(e as Error).message}`);
+    }
+    if (this.o.dns) {
+      this.o.dns.sync(seen, this.networks);
+      const local = new Map<string, { netns: string; networks: string[] }>();
+      // every task still running here keeps its listener, also while it is being stopped
+      for (const [id, netns] of this.o.running()) {
+        const t = this.tasks.get(id);
+        if (t) local.set(id, { netns, networks: this.dnsNetworks(t) });
+      }
+      for (const [id, netns] of this.preparing) {
+        const t = this.tasks.get(id);
+        if (t) local.set(id, { netns, networks: this.dnsNetworks(t) });
+      }
+      void this.o.dns.ensure(local);
     }
   }
 

@@ -8,6 +8,7 @@ import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
 import { registerServiceRoutes } from './service-routes.js';
 import { registerNetworkRoutes } from './network-routes.js';
+import { parseUpstream } from './dns-feed.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 
 const addr = z.string().min(1).max(300);
@@ -194,6 +195,24 @@ export function registerRoutes(d: Daemon): void {
       overlay: d.networking?.health() ?? [],
       dataplane: d.networking?.stats,
     };
+  });
+
+  // The node's embedded DNS: what it holds and where it forwards (local socket only).
+  r.on('GET', '/v1/local/dns', async () => {
+    if (!d.dnsFeed) throw new ApiError(503, 'no-dns', 'the embedded DNS runs once the node is in a cluster');
+    return d.dnsFeed.dns.stats();
+  });
+  r.on('POST', '/v1/local/dns/upstreams', async (req) => {
+    const b = z.object({ upstreams: z.array(z.string().max(64)).max(8) }).strict().parse(req.body);
+    if (!d.dnsFeed) throw new ApiError(503, 'no-dns', 'the embedded DNS runs once the node is in a cluster');
+    let list;
+    try {
+      list = b.upstreams.map(parseUpstream);
+    } catch (e) {
+      throw new ApiError(400, 'invalid', (e as Error).message);
+    }
+    d.dnsFeed.dns.setUpstreams(list);
+    return { upstreams: list };
   });
 
   // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).
