@@ -137,7 +137,13 @@ export async function issueNodeCert(ca: RootCA, csrPem: string, subject: { nodeI
   } catch (e) {
     throw new PkiError(`the certificate signing request is not valid PKCS#10: ${(e as Error).message}`);
   }
-  if (!(await csr.verify())) throw new PkiError('the certificate signing request is not signed by the key it carries');
+  let signed = false;
+  try {
+    signed = await csr.verify();
+  } catch {
+    // a malformed signature value: as bad as a wrong one
+  }
+  if (!signed) throw new PkiError('the certificate signing request is not signed by the key it carries');
   const cn = csr.subjectName.getField('CN')[0];
   if (cn !== subject.nodeId) throw new PkiError(`the certificate signing request names node "${cn ?? ''}", not ${subject.nodeId}`);
   const caCert = new x509.X509Certificate(ca.cert);

@@ -33,6 +33,8 @@ import { EMPTY_HARD_STATE, RaftError, type ConfState, type Entry, type HardState
 const KIND_ENTRY = 1;
 const KIND_HARD = 2;
 const KIND_RESET = 3;
+/** First byte of a sealed record: a reader without the key stops with an error, never truncates. */
+const SEALED = 0x80;
 const HEADER = 8;
 const MAX_RECORD = 256 << 20;
 
@@ -163,7 +165,7 @@ export class Wal {
   ) {
     this.fd = fd;
     this.size = size;
-    this.seal = cipher ? (p) => cipher.seal(p) : plain;
+    this.seal = cipher ? (p) => Buffer.concat([Buffer.of(SEALED), cipher.seal(p)]) : plain;
   }
 
   /**
@@ -174,13 +176,17 @@ export class Wal {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const open: Sealer = cipher
       ? (p) => {
+          if (p[0] !== SEALED) throw new RaftError(`wal: ${dir} is not encrypted (written without a data key); refusing to mix plaintext and sealed records`);
           try {
-            return cipher.open(p);
+            return cipher.open(p.subarray(1));
           } catch (e) {
             throw new RaftError(`wal: ${dir} does not decrypt with this node's data key (${(e as Error).message}); it was written with another key or altered`);
           }
         }
-      : plain;
+      : (p) => {
+          if (p[0] === SEALED) throw new RaftError(`wal: ${dir} is encrypted: it can only be opened with the node's data key`);
+          return p;
+        };
     const walPath = path.join(dir, 'wal');
     const snapPath = path.join(dir, 'snap');
     let snap: Snapshot | null = null;
