@@ -101,6 +101,8 @@ export class Daemon {
   /** Workers: the removed nodes as the last session reply listed them. */
   private removedCache: Record<string, { at: string; until: string }> = {};
   private refusalsLogged = new Map<string, number>();
+  /** Workers: the cluster's certificate lifetime as the last session reply said. */
+  private certExpiryMs: number | undefined;
 
   constructor(readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
@@ -377,7 +379,7 @@ export class Daemon {
   /** Arms the renewal timer for this node's certificate (see renewAt in control/ca/pki.ts). */
   private scheduleRenewal(delayMs?: number): void {
     if (this.renewTimer) clearTimeout(this.renewTimer);
-    const wait = delayMs ?? Math.max(200, Math.min(this.sec.renewAtMs - Date.now(), 30_000));
+    const wait = delayMs ?? Math.max(200, Math.min(this.sec.renewAtMs - Date.now(), 5000));
     this.renewTimer = setTimeout(() => void this.renewalCheck(), wait);
     this.renewTimer.unref();
   }
@@ -393,7 +395,10 @@ export class Daemon {
       this.scheduleRenewal(10_000);
       return;
     }
-    const due = now >= this.sec.renewAtMs ? 'expiry' : creds.info.role !== c.role ? `role change to ${c.role}` : undefined;
+    // a shorter --cert-expiry applies at once: a certificate that outlives the new lifetime is renewed
+    const expiry = this.manager?.store.list('cluster')[0]?.spec.certExpiryMs ?? this.certExpiryMs;
+    const outlives = expiry !== undefined && creds.info.notAfter.getTime() - now > expiry + 5000;
+    const due = now >= this.sec.renewAtMs ? 'expiry' : creds.info.role !== c.role ? `role change to ${c.role}` : outlives ? 'the cluster\'s certificate expiry was shortened' : undefined;
     if (!due) return this.scheduleRenewal();
     try {
       await this.renewCertificate(due);
@@ -699,6 +704,7 @@ export class Daemon {
     if (!reply) return false;
     if (Object.keys(reply.managers).length) c.managers = reply.managers;
     if (reply.removed) this.removedCache = reply.removed;
+    if (reply.certExpiryMs) this.certExpiryMs = reply.certExpiryMs;
     if (reply.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
     if (reply.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
@@ -806,8 +812,9 @@ export class Daemon {
     const g = this.requireManager().store.list('cluster')[0]?.gossip;
     const reply: HeartbeatReply = { managers: this.managerAddrs(), ...(g ? { gossip: g } : {}) };
     if (n) reply.role = n.role;
-    const removed = this.requireManager().store.list('cluster')[0]?.removedNodes;
-    if (removed) reply.removed = removed;
+    const cl = this.requireManager().store.list('cluster')[0];
+    if (cl?.removedNodes) reply.removed = cl.removedNodes;
+    if (cl?.spec.certExpiryMs) reply.certExpiryMs = cl.spec.certExpiryMs;
     return reply;
   }
 
@@ -931,6 +938,8 @@ export interface HeartbeatReply {
   role?: 'manager' | 'worker';
   /** removed nodes, so that workers too refuse their certificates (manager-to-agent calls) */
   removed?: Record<string, { at: string; until: string }>;
+  /** the cluster's certificate lifetime: a node whose certificate outlives it renews early */
+  certExpiryMs?: number;
 }
 
 export interface SessionRequest {

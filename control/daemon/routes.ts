@@ -111,7 +111,7 @@ export function registerRoutes(d: Daemon): void {
     const role = z.enum(['worker', 'manager']).parse(req.params.role);
     const c = d.cluster();
     const secrets = d.secrets();
-    const tokens = { ...secrets.tokens, [role]: newToken(c.id) };
+    const tokens = { ...secrets.tokens, [role]: newToken(secrets.ca.cert) };
     await wrap(d.requireManager().propose([{ op: 'update', kind: 'cluster', object: { ...stripMeta(c), secrets: { ...secrets, tokens } }, version: c.meta.version }]));
     return { role, token: tokens[role] };
   });
