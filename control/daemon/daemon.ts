@@ -22,7 +22,9 @@ import type { NodeObject, ClusterObject, Stored } from '../store/objects.js';
 import { registerRoutes } from './routes.js';
 import { Orchestration } from './orchestration.js';
 import { Agent, type AgentReport } from '../agent/agent.js';
-import type { TaskObject } from '../store/objects.js';
+import type { NetworkObject, TaskObject } from '../store/objects.js';
+import { NodeNetworking, type ServiceInfo } from './networking.js';
+import { networkView } from './network-view.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
 
@@ -84,6 +86,7 @@ export class Daemon {
   readonly router = new Router();
   gossip: GossipAgent | undefined;
   agent: Agent | undefined;
+  networking: NodeNetworking | undefined;
   orch: Orchestration | undefined;
   private pendingReports: AgentReport[] = [];
   private flushing = false;
@@ -114,6 +117,12 @@ export class Daemon {
 
   get locked(): boolean {
     return this.sec.lockedKekId !== undefined;
+  }
+
+  /** Prefix of our kernel objects: "msh" on a host, the node's namespace name in a lab ("PREFIX-nN"). */
+  get objectPrefix(): string {
+    const p = this.o.taskPrefix ?? 'msh-t-';
+    return p.endsWith('-t-') ? p.slice(0, -3) : p.replace(/-+$/, '') || 'msh';
   }
 
   private get identityFile(): string {
@@ -196,13 +205,28 @@ export class Daemon {
       this.orch = new Orchestration(this.manager, this.log);
       this.orch.start();
     }
+    if (!this.networking) {
+      this.networking = new NodeNetworking({
+        nodeId: this.identity.nodeId,
+        hostname: this.identity.hostname,
+        prefix: this.objectPrefix,
+        underlay: splitHostPort(c.advertiseAddr)[0],
+        stateDir: this.o.stateDir,
+        log: this.log,
+        tables: () => this.gossip?.tables,
+        running: () => this.agent?.runningTasks() ?? new Map(),
+      });
+    }
     if (!this.agent) {
+      const net = this.networking;
       this.agent = new Agent({
         nodeId: this.identity.nodeId,
         taskPrefix: this.o.taskPrefix ?? 'msh-t-',
         stateDir: this.o.stateDir,
         report: (r) => this.queueReports(r),
         log: this.log,
+        prepareTask: (t, ns) => net.prepare(t, ns),
+        tasksChanged: () => net.schedule(),
       });
       void this.agent.start().catch((e: Error) => this.log(`agent: ${e.message}`));
     }
@@ -220,6 +244,9 @@ export class Daemon {
       await this.agent.close();
     }
     this.agent = undefined;
+    if (graceful) this.networking?.teardown();
+    else this.networking?.close();
+    this.networking = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;
@@ -491,6 +518,8 @@ export class Daemon {
       await this.requireManager().propose([
         { op: 'create', kind: 'cluster', object: cluster },
         { op: 'create', kind: 'node', object: this.nodeObject('manager', advertiseAddr) },
+        // The routing mesh's network, as Swarm makes it at init (10.255.0.0/16 unless configured).
+        { op: 'create', kind: 'network', object: { id: newId(), spec: { name: 'ingress', driver: 'overlay', attachable: false, encrypted: false, labels: {}, ingress: true } } },
       ], 10_000);
       this.log(`swarm initialized: cluster ${clusterId}, this node (${this.identity.nodeId}) is the leader`);
       return { clusterId, nodeId: this.identity.nodeId };
@@ -710,6 +739,8 @@ export class Daemon {
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
+      await this.agent.start(); // adoption first: the networking pass needs to know what runs here
+      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }
     return true;
@@ -767,6 +798,7 @@ export class Daemon {
     reply.tasks = a.tasks.map(({ meta: _m, ...t }) => t);
     reply.version = a.version;
     reply.serviceNames = Object.fromEntries(a.tasks.map((t) => [t.serviceId, names.get(t.serviceId) ?? t.serviceId]));
+    Object.assign(reply, networkView(this.manager.store, body.nodeId, a.tasks));
     return reply;
   }
 
@@ -953,6 +985,10 @@ export interface SessionRequest {
 
 export interface SessionReply extends HeartbeatReply {
   tasks?: TaskObject[];
+  /** the networks this node's tasks use, and the ingress network */
+  networks?: NetworkObject[];
+  services?: Record<string, ServiceInfo>;
+  ingressAddr?: string;
   version?: string;
   serviceNames?: Record<string, string>;
   errors?: string[];

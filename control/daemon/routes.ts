@@ -7,6 +7,7 @@ import { Daemon, stripMeta } from './daemon.js';
 import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
 import { registerServiceRoutes } from './service-routes.js';
+import { registerNetworkRoutes } from './network-routes.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 import { DEFAULT_CERT_EXPIRY_MS, MIN_CERT_EXPIRY_MS, ROOT_VALIDITY_MS } from '../ca/pki.js';
 import { registerSecurityRoutes } from './security-routes.js';
@@ -83,6 +84,7 @@ const wrap = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => Promise.r
 export function registerRoutes(d: Daemon): void {
   const r = d.router;
   registerServiceRoutes(d);
+  registerNetworkRoutes(d);
 
   r.on('GET', '/v1/info', async () => {
     const c = d.identity.cluster;
@@ -190,7 +192,13 @@ export function registerRoutes(d: Daemon): void {
     const st = d.gossip?.status();
     if (!st) throw new ApiError(503, 'no-gossip', d.identity.cluster ? 'gossip has not started yet (it starts with the first heartbeat that brings the keys)' : 'this node is not part of a cluster');
     const names = new Map((d.manager?.store.list('node') ?? []).map((n) => [n.id, n.hostname]));
-    return { ...st, self: d.identity.nodeId, members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })) };
+    return {
+      ...st,
+      self: d.identity.nodeId,
+      members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })),
+      overlay: d.networking?.health() ?? [],
+      dataplane: d.networking?.stats,
+    };
   });
 
   // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).
