@@ -143,7 +143,7 @@ async function casService(d: Daemon, ref: string, change: (s: Stored<'service'>,
   }
 }
 
-const keyed = z.object({ clusterKey: z.string().optional() }).passthrough();
+const anyBody = z.object({}).passthrough();
 
 export type RemoteWrite = (method: string, path: string, fn: (req: { params: Record<string, string>; body: Record<string, unknown> }) => Promise<unknown>) => void;
 
@@ -155,12 +155,10 @@ export function remoteWriter(d: Daemon): RemoteWrite {
       method,
       path,
       async (req) => {
-        const body = keyed.parse(req.body ?? {});
-        if (req.via === 'remote') d.checkClusterKey(body);
-        const { clusterKey: _k, ...rest } = body;
+        const rest = anyBody.parse(req.body ?? {});
         return d.onLeader(method, req.path, rest, () => wrap(fn({ params: req.params, body: rest })), 10_000);
       },
-      { remote: true },
+      { access: 'manager' },
     );
 }
 
@@ -238,12 +236,12 @@ export function registerServiceRoutes(d: Daemon): void {
     'POST',
     '/v1/agent/tasks/:id/logs',
     async (req) => {
-      const body = z.object({ agentKey: z.string().optional(), tail: z.number().int().min(0).optional() }).strict().parse(req.body ?? {});
-      if (req.via === 'remote') d.checkAgentKey(body.agentKey);
+      const body = z.object({ tail: z.number().int().min(0).optional() }).strict().parse(req.body ?? {});
       if (!d.agent) throw new ApiError(503, 'no-agent', 'this node runs no agent');
       return { logs: await d.agent.logs(req.params.id!, body.tail) };
     },
-    { remote: true },
+    // managers only: a worker has no business reading other nodes' task logs
+    { access: 'manager' },
   );
 
   r.on('GET', '/v1/services/:ref/tasks', async (req) => {

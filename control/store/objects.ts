@@ -17,8 +17,13 @@ export interface ClusterObject {
   spec: ClusterSpec;
   /** Gossip keys (base64, oldest first) and which is primary; rotated by the leader. */
   gossip?: { keys: string[]; primary: number; rotatedAt: string };
-  /** Join tokens and the managers' shared key (encrypted at rest with the security issue). */
-  secrets?: { tokens: { worker: string; manager: string }; clusterKey: string; agentKey?: string };
+  /**
+   * Join tokens, the root CA (its key signs node certificates) and, with autolock on, the unlock key.
+   * Only managers hold the store, and its WAL and snapshots are encrypted at rest.
+   */
+  secrets?: { tokens: { worker: string; manager: string }; ca: { cert: string; key: string }; unlockKey?: string };
+  /** Removed nodes: their certificates issued up to `at` are refused; entries go after `until`. */
+  removedNodes?: Record<string, { at: string; until: string }>;
 }
 
 export interface ClusterSpec {
@@ -29,6 +34,8 @@ export interface ClusterSpec {
   heartbeatTickMs: number;
   /** How often the leader rotates the gossip key (Swarm: 12 h). */
   gossipKeyRotationMs?: number;
+  /** Lifetime of node certificates (Swarm: 90 days); nodes renew at 50-80% of it. */
+  certExpiryMs?: number;
 }
 
 export interface NodeObject {
