@@ -7,6 +7,7 @@ import { networkCommand } from './network-commands.js';
 import { meshCommand } from './mesh-commands.js';
 import { serviceCommand } from './service-commands.js';
 import { runCommands } from './run-commands.js';
+import { publishCommand } from './publish-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(configCommand(target));
   program.addCommand(networkCommand(target));
   for (const c of runCommands(target)) program.addCommand(c);
+  program.addCommand(publishCommand(target));
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());
   try {

@@ -247,13 +247,15 @@ export class Daemon {
     this.gossip = undefined;
     this.orch?.stop();
     this.orch = undefined;
+    // Stopping without leaving: the networking stops first, so that the agent closing its runtimes
+    // (no tasks visible any more) cannot trigger a pass that would tear the dataplane down.
+    if (!graceful) this.networking?.close();
     if (this.agent) {
       if (graceful) await this.agent.removeAll();
       await this.agent.close();
     }
     this.agent = undefined;
     if (graceful) this.networking?.teardown();
-    else this.networking?.close();
     this.networking = undefined;
     await this.dnsFeed?.close();
     this.dnsFeed = undefined;
