@@ -113,14 +113,16 @@ t.test('IPVS: our messages agree with ipvsadm', { skip: kind !== 'ipvs' && 'IPVS
   });
   const text = execFileSync('ip', ['netns', 'exec', ns, 'ipvsadm', '-Ln'], { encoding: 'utf8' });
   t.comment(text);
-  t.match(text, /FWM\s+1 wrr\s*\n\s*->\s*10\.0\.1\.3:0\s+Masq\s+1\s/, 'fwmark 1: 10.0.1.3 weight 1, masquerade');
+  // Marks are (target port << 16) | index, indexes handed out in key order: ingress first.
+  t.match(text, /FWM\s+2 wrr\s*\n\s*->\s*10\.0\.1\.3:0\s+Masq\s+1\s/, 'fwmark 2: 10.0.1.3 weight 1, masquerade');
   t.match(text, /->\s*10\.0\.1\.4:0\s+Masq\s+0\s/, 'draining 10.0.1.4 weight 0');
-  t.match(text, new RegExp(`FWM\\s+${0x1f900002} wrr\\s*\\n\\s*->\\s*10\\.255\\.0\\.5:80\\s+Masq\\s+3\\s`), 'ingress: fwmark carries target port 80, weight 3');
+  t.match(text, new RegExp(`FWM\\s+${(80 << 16) | 1} wrr\\s*\\n\\s*->\\s*10\\.255\\.0\\.5:80\\s+Masq\\s+3\\s`), 'ingress: fwmark carries target port 80, weight 3');
   // The other way: what ipvsadm encodes, our decoder reads.
   execFileSync('ip', ['netns', 'exec', ns, 'ipvsadm', '-A', '-u', '10.9.9.9:53', '-s', 'sh', '-p', '120']);
   execFileSync('ip', ['netns', 'exec', ns, 'ipvsadm', '-a', '-u', '10.9.9.9:53', '-r', '10.0.1.7:5353', '-g', '-w', '9']);
   const found = be.dumpServices().find((s) => s.service.addr === '10.9.9.9');
   t.match(found?.service, { protocol: 'udp', port: 53, scheduler: 'sh', timeout: 120 }, 'ipvsadm\'s service decoded');
-  t.match(found?.dests, [{ addr: '10.0.1.7', port: 5353, fwd: 3, weight: 9 }], 'ipvsadm\'s destination decoded (direct routing)');
+  // Direct routing cannot change ports: ipvsadm sends the service's port for the destination.
+  t.match(found?.dests, [{ addr: '10.0.1.7', port: 53, fwd: 3, weight: 9 }], 'ipvsadm\'s destination decoded (direct routing)');
   t.ok((await be.observe(), be.problems.some((p) => /not ours/.test(p))), 'a service that is not ours is reported');
 });
