@@ -139,6 +139,12 @@ export interface LbBackend {
   readonly kind: 'nftables' | 'ipvs';
   readonly netns: string;
   observe(): Promise<LbState>;
+  /**
+   * What the backend believes the kernel holds after its last observe() or apply(), without
+   * reading it; undefined when it must observe (first use, after an error, or a repair pending).
+   * Shared with the backend: do not modify.
+   */
+  known(): LbState | undefined;
   apply(changes: LbChange[]): Promise<ApplyResult>;
   /** removes everything of ours from the namespace */
   clear(): Promise<void>;

@@ -53,9 +53,13 @@ export function plan(desired: LbState, observed: LbState): LbChange[] {
 
 /** The model of what each change does to the kernel's state. Throws on a change that cannot apply. */
 export function simulate(state: LbState, changes: readonly LbChange[]): LbState {
-  const st: LbState = { frontends: {} };
-  for (const [k, f] of Object.entries(state.frontends)) st.frontends[k] = clone(f);
+  // Copy on write: untouched frontends are shared with the input (at 10,000 frontends a full copy
+  // costs more than the kernel write of a one-backend change). Treat both as immutable.
+  const st: LbState = { frontends: { ...state.frontends } };
+  const copied = new Set<string>();
   for (const c of changes) {
+    if (!copied.has(c.key) && st.frontends[c.key]) st.frontends[c.key] = clone(st.frontends[c.key]!);
+    copied.add(c.key);
     const cur = st.frontends[c.key];
     switch (c.op) {
       case 'del-frontend':

@@ -40,8 +40,13 @@ export class LbReconciler {
     return b;
   }
 
-  /** Brings every namespace of the input to its desired state; errors are per namespace. */
-  async sync(input: LbInput): Promise<SyncResult> {
+  /**
+   * Brings every namespace of the input to its desired state; errors are per namespace. The
+   * kernel is read on a namespace's first sync, after an error, and whenever `reread` is set (a
+   * periodic resync that catches changes made behind our back); otherwise the backend's own
+   * model of the kernel is planned against, so a gossip event costs one small write and no dump.
+   */
+  async sync(input: LbInput, opts: { reread?: boolean } = {}): Promise<SyncResult> {
     const t0 = performance.now();
     const desired = desiredLb(input); // throws LbInputError on bad input, before any write
     const out: SyncResult = { namespaces: [], cleared: [], errors: [], writes: 0, ms: 0 };
@@ -50,7 +55,8 @@ export class LbReconciler {
       try {
         const be = this.backend(netns);
         const prep = await prepareSandbox(netns, localAddresses(state), { bridge: this.opts.bridge ?? 'br0', ipvs: be.kind === 'ipvs' });
-        const changes = plan(state, await be.observe());
+        const known = opts.reread ? undefined : be.known();
+        const changes = plan(state, known ?? (await be.observe()));
         const r = await be.apply(changes);
         out.namespaces.push({ netns, changes, writes: prep.writes + r.writes, flushed: r.flushed, ms: performance.now() - t1 });
         out.writes += prep.writes + r.writes;

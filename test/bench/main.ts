@@ -8,6 +8,7 @@ import { meshSimBench } from './mesh-sim.js';
 import { meshFuzzBench } from './mesh-fuzz.js';
 import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
+import { lbBench } from './lb-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +31,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   scheduler: schedulerBench,
   services: servicesBench,
   allocator: allocatorBench,
+  lb: lbBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -7,7 +7,7 @@ import { Genl, NetlinkError, type NetlinkRequest } from '../../netlink/index.js'
 import { AF_INET } from '../../netlink/constants.js';
 import { flushConntrack } from '../conntrack.js';
 import { execIn, mustExecIn, ToolError } from '../exec.js';
-import { parseFrontendKey, type ApplyResult, type Frontend, type LbBackend, type LbChange, type LbState } from '../model.js';
+import { frontendKey, parseFrontendKey, type ApplyResult, type Frontend, type LbBackend, type LbChange, type LbState } from '../model.js';
 import { flushTargets, simulate } from '../plan.js';
 import { CMD, IPVS_GENL_NAME, IPVS_GENL_VERSION, FWD, decodeDest, decodeService, destAttrs, destKey, serviceAttrs, serviceKey, type IpvsDest, type IpvsService } from './codec.js';
 import { indexOf, markOf, MARK_TABLE, parseMarks, renderMarkAdd, renderMarkBase, renderMarkDel, targetPortOf, type MarksObserved } from './marks.js';
@@ -102,6 +102,10 @@ export class IpvsBackend implements LbBackend {
     return structuredClone(state);
   }
 
+  known(): LbState | undefined {
+    return this.last && this.last.problems.length === 0 ? this.last.state : undefined;
+  }
+
   get problems(): string[] {
     return this.last?.problems ?? [];
   }
@@ -137,6 +141,7 @@ export class IpvsBackend implements LbBackend {
     };
     const addFrontend = (f: Frontend): void => {
       const mark = allocate(f);
+      marks.set(frontendKey(f.match), mark);
       first.push(svcReq(CMD.NEW_SERVICE, mark));
       for (const [ip, w] of Object.entries(f.backends)) first.push(svcReq(CMD.NEW_DEST, mark, [destAttrs(dest(ip, f.targetPort, w))]));
       nft.push(...renderMarkAdd(f.match, mark, f.snat));
@@ -180,9 +185,20 @@ export class IpvsBackend implements LbBackend {
         this.nftWrites++;
       }
       run(last, false);
-    } finally {
+    } catch (e) {
       this.last = undefined; // re-read next time: a failed batch may have been applied in part
+      throw e;
     }
+    // The model of what the kernel now holds (marks included), so the next change needs no dump.
+    const services = new Map<number, IpvsDest[]>();
+    for (const [k, f] of Object.entries(final.frontends)) {
+      const mark = marks.get(k);
+      if (mark === undefined) continue;
+      services.set(mark, Object.entries(f.backends).map(([ip, w]) => dest(ip, f.targetPort, w)));
+    }
+    const snat = new Map<number, string>();
+    for (const [k, f] of Object.entries(final.frontends)) if (f.snat !== undefined && marks.has(k)) snat.set(marks.get(k)!, f.snat);
+    this.last = { marks: { tableExists: true, base: true, marks, snat, problems: [] }, services, stale: [], state: final, problems: [] };
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     return { writes: this.writes - w0, flushed, ms: performance.now() - t0 };
   }

@@ -28,6 +28,10 @@ export class NftBackend implements LbBackend {
     return structuredClone(this.last.state);
   }
 
+  known(): LbState | undefined {
+    return this.last && this.last.problems.length === 0 ? this.last.state : undefined;
+  }
+
   /** Whether the next apply rebuilds the table (missing base, unreadable or stray objects). */
   get needsRepair(): boolean {
     return !!this.last && this.last.tableExists && this.last.problems.length > 0;
@@ -52,11 +56,20 @@ export class NftBackend implements LbBackend {
       if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
       lines = [...renderRemovedDrains(changes, (key, ip) => obs.drainKeys.has(`${key} ${ip}`)), ...renderChanges(changes)];
     }
-    await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+    try {
+      await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+    } catch (e) {
+      this.last = undefined; // nothing was applied (a transaction), but read the kernel again anyway
+      throw e;
+    }
     this.writes++;
     // What the kernel now holds, without reading it back: the model the planner relies on.
-    const drainKeys = new Set<string>();
-    for (const [k, f] of Object.entries(final.frontends)) for (const [ip, w] of Object.entries(f.backends)) if (w === 0) drainKeys.add(`${k} ${ip}`);
+    const drainKeys = new Set(obs.tableExists && obs.problems.length === 0 ? obs.drainKeys : []);
+    const touched = obs.tableExists && obs.problems.length === 0 ? new Set(changes.map((c) => c.key)) : new Set(Object.keys(final.frontends));
+    for (const k of touched) {
+      for (const ip of Object.keys(obs.state.frontends[k]?.backends ?? {})) drainKeys.delete(`${k} ${ip}`);
+      for (const [ip, w] of Object.entries(final.frontends[k]?.backends ?? {})) if (w === 0) drainKeys.add(`${k} ${ip}`);
+    }
     this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     return { writes: 1, flushed, ms: performance.now() - t0 };
