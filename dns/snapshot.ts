@@ -33,9 +33,11 @@ export interface NetworkView {
 export interface Snapshot {
   readonly version: number;
   readonly networks: ReadonlyMap<string, NetworkView>;
+  /** Services left out because their records could not be encoded (should stay 0). */
+  readonly skipped: number;
 }
 
-export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({ version: 0, networks: new Map<string, NetworkView>() });
+export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({ version: 0, networks: new Map<string, NetworkView>(), skipped: 0 });
 
 // Which kind of name wins when two kinds collide on one network; equals merge their addresses.
 const enum Rank {
@@ -196,10 +198,20 @@ export function buildSnapshot(
   // A task whose service is unknown (gossip can deliver it first) waits for the service.
   for (const t of [...tasks].sort(byId)) tasksBySvc.get(t.serviceId)?.push(t);
 
+  let skipped = 0;
   const names = new Map<string, Map<string, Entry[]>>();
   const ptrs = new Map<string, Map<string, Buffer>>();
   for (const s of svcs) {
-    for (const [net, part] of contribute(s, tasksBySvc.get(s.id)!, ttl)) {
+    let parts: Map<string, NetPart>;
+    try {
+      parts = contribute(s, tasksBySvc.get(s.id)!, ttl);
+    } catch {
+      // The table validates what it is given, so this is a name that only fails combined (a task
+      // name over 255 octets): that service goes unnamed rather than the whole node's DNS failing.
+      skipped++;
+      continue;
+    }
+    for (const [net, part] of parts) {
       let nm = names.get(net);
       if (!nm) names.set(net, (nm = new Map()));
       for (const e of part.entries) {
@@ -220,5 +232,5 @@ export function buildSnapshot(
     for (const [key, es] of names.get(net) ?? []) view.set(key, merge(es));
     out.set(net, { names: view, ptr: ptrs.get(net) ?? new Map(), subnets: subnets.get(net) ?? [] });
   }
-  return Object.freeze({ version, networks: out });
+  return Object.freeze({ version, networks: out, skipped });
 }

@@ -78,7 +78,7 @@ function matches(resp: Buffer, id: number, question: Buffer): boolean {
 
 export class Forwarder {
   readonly stats: ForwardStats = { queries: 0, inflight: 0, rejected: 0, failed: 0, timeouts: 0, connectErrors: 0, tcpRetries: 0, answered: 0 };
-  private readonly upstreams: UpstreamState[];
+  private upstreams: UpstreamState[];
   private readonly attemptTimeoutMs: number;
   private readonly deadlineMs: number;
   private readonly maxInflight: number;
@@ -93,6 +93,15 @@ export class Forwarder {
     this.maxInflight = opts.maxInflight ?? 1024;
     this.failThreshold = opts.failThreshold ?? 2;
     this.downMs = opts.downMs ?? 5000;
+  }
+
+  /**
+   * Replaces the upstream list (resolv.conf changed, or configuration). An upstream kept from the
+   * old list keeps its failure state; queries in flight finish against the list they started with.
+   */
+  setUpstreams(upstreams: readonly Upstream[]): void {
+    const old = new Map(this.upstreams.map((s) => [`${s.u.address}#${s.u.port}`, s]));
+    this.upstreams = upstreams.map((u) => old.get(`${u.address}#${u.port}`) ?? { u: { ...u }, failures: 0, downUntil: 0 });
   }
 
   /** Upstreams in the order the next query tries them; down ones are left out. */

@@ -76,6 +76,19 @@ export class Tables implements StateDelegate {
     if (peer) this.m.pushPullTo(peer, true);
   }
 
+  /**
+   * Bulk-syncs a network we are in with one random peer of it (as joinNetwork does). For a node that
+   * joined a network before it knew who else was in it (right after start), so it need not wait for
+   * the periodic sync. False when no peer of the network is known yet.
+   */
+  syncNetwork(network: string): boolean {
+    if (!this.data.has(network)) return false;
+    const peer = this.randomNetPeer(network);
+    if (!peer) return false;
+    this.m.pushPullTo(peer, true);
+    return true;
+  }
+
   leaveNetwork(network: string): void {
     const tbl = this.data.get(network);
     if (!tbl) return;

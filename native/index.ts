@@ -24,7 +24,7 @@ export interface MeshNative {
   netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
   netlinkPortId(fd: number): number;
   setSockOptInt(fd: number, level: number, name: number, value: number): void;
-  socketOpen(nsPath: string | null, kind: 'udp' | 'tcp', address: string, port: number, backlog: number): number;
+  socketOpen(nsPath: string | null, kind: 'udp' | 'tcp' | 'icmp', address: string, port: number, backlog: number): number;
   writeFileInNetns(nsPath: string | null, file: string, data: string): void;
   udpRecv(fd: number): UdpDatagram | null;
   udpSend(fd: number, data: Buffer, address: string, port: number): boolean;

@@ -22,6 +22,10 @@ export interface AgentOptions {
   /** called with reports to send now */
   report: (r: AgentReport[]) => void;
   log: (l: string) => void;
+  /** attach a starting task's networks (its namespace exists; its command has not run yet) */
+  prepareTask?: (t: TaskObject, netns: string) => Promise<void>;
+  /** the set of running local tasks changed (a start, an exit, a removal) */
+  tasksChanged?: () => void;
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -72,6 +76,7 @@ export class Agent {
   }
 
   private onEvent(e: TaskEvent): void {
+    this.o.tasksChanged?.();
     if (e.type !== 'exit') return;
     const l = this.local.get(e.task.id);
     if (!l) return;
@@ -104,8 +109,21 @@ export class Agent {
     for (const [id, l] of this.local) {
       if (this.assigned.has(id) || this.starting.has(id)) continue;
       this.local.delete(id);
-      void l.runtime.remove(id).catch((e: Error) => this.o.log(`agent: remove ${id}: ${e.message}`));
+      void l.runtime
+        .remove(id)
+        .catch((e: Error) => this.o.log(`agent: remove ${id}: ${e.message}`))
+        .finally(() => this.o.tasksChanged?.());
     }
+  }
+
+  /** Running local tasks and their network namespaces. */
+  runningTasks(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [id, l] of this.local) {
+      const i = l.runtime.inspect(id);
+      if (i?.state === 'running' && i.netns) out.set(id, i.netns);
+    }
+    return out;
   }
 
   private async startTask(t: TaskObject): Promise<void> {
@@ -123,6 +141,7 @@ export class Agent {
         service: t.serviceId,
         spec: { ...(t.spec.command ? { command: t.spec.command } : {}), ...(t.spec.image ? { image: t.spec.image } : {}), env: t.spec.env ?? {} },
         env: { MESH_TASK_ID: t.id, MESH_TASK_SLOT: String(t.slot), MESH_SERVICE_ID: t.serviceId, MESH_NODE_ID: this.o.nodeId },
+        ...(this.o.prepareTask ? { prepare: (ns: string) => this.o.prepareTask!(t, ns) } : {}),
       });
       if (info.state === 'running') this.report(t.id, 'running', 'started');
     } catch (e) {

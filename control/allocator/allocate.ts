@@ -16,12 +16,14 @@
 import { allocateNetworks, bare, type NetPlan } from './networks.js';
 import { allocatePorts } from './ports.js';
 import { DEFAULT_CONFIG, type AllocationError, type AllocatorConfig, type AllocatorOp, type AllocService, type EndpointVip, type NetworkObject, type Versioned } from './types.js';
-import type { TaskObject, TaskState } from '../store/objects.js';
+import type { NodeObject, TaskObject, TaskState } from '../store/objects.js';
 
 export interface AllocateInput {
   networks: readonly Versioned<NetworkObject>[];
   services: readonly Versioned<AllocService>[];
   tasks: readonly Versioned<TaskObject>[];
+  /** nodes get their address on the ingress network (their ingress sandbox) */
+  nodes?: readonly Versioned<NodeObject>[];
   config?: Partial<AllocatorConfig>;
 }
 
@@ -105,6 +107,17 @@ export function allocate(input: AllocateInput): AllocateResult {
         }
       }
     });
+  }
+
+  // 1b. reserve the nodes' ingress addresses (a clash: the later node by id gets a new one)
+  const nodes = [...(input.nodes ?? [])].sort(byId);
+  const nodeRedo = new Set<string>();
+  if (ingress) {
+    for (const n of nodes) {
+      if (n.ingressAddr === undefined) continue;
+      const why = ingress.space.reserve(n.ingressAddr);
+      if (why) nodeRedo.add(n.id);
+    }
   }
 
   // 2. reserve the VIPs services keep (on networks they are still on, VIP mode only)
@@ -193,6 +206,21 @@ export function allocate(input: AllocateInput): AllocateResult {
     const op: AllocatorOp = { op: 'update', kind: 'task', object: { ...bare(t), networks: entries } };
     if (t.meta) op.version = t.meta.version;
     ops.push(op);
+  }
+
+  // 5. node ingress addresses (after tasks: a node's address is the least urgent)
+  if (ingress) {
+    for (const n of nodes) {
+      if (n.ingressAddr !== undefined && !nodeRedo.has(n.id)) continue;
+      const addr = ingress.space.take();
+      if (addr === undefined) {
+        errors.push({ kind: 'node', id: n.id, field: 'ingressAddr', message: `node address: ${exhausted(ingress)}` });
+        continue;
+      }
+      const op: AllocatorOp = { op: 'update', kind: 'node', object: { ...bare(n), ingressAddr: addr } };
+      if (n.meta) op.version = n.meta.version;
+      ops.push(op);
+    }
   }
   return { ops, errors };
 }

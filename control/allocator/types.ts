@@ -1,53 +1,12 @@
-// Shapes the allocator reads and writes. Network objects are not in control/store/objects.ts yet: the
-// integrator moves NetworkSpec/NetworkObject there (kind 'network') and adds the two service fields of
-// AllocService to ServiceObject. Until then the allocator works on these local types.
-import type { PortConfig, ServiceObject, TaskObject } from '../store/objects.js';
+// Shapes the allocator reads and writes: the store's objects (control/store/objects.ts).
+import type { EndpointVip, NetworkObject, NodeObject, PortConfig, ServiceObject, TaskObject } from '../store/objects.js';
 
-export interface NetworkSpec {
-  name: string;
-  driver: 'overlay';
-  /** CIDR, e.g. "10.1.2.0/24"; absent: carved from the default address pool */
-  subnet?: string;
-  /** inside subnet; absent: the first host address */
-  gateway?: string;
-  /** CIDR inside subnet: task and VIP addresses come only from here */
-  ipRange?: string;
-  attachable: boolean;
-  encrypted: boolean;
-  mtu?: number;
-  labels: Record<string, string>;
-  /** the routing mesh's network (one per cluster); default subnet 10.255.0.0/16 */
-  ingress?: boolean;
-}
+export type { EndpointVip, NetworkAllocation, NetworkObject, NetworkSpec } from '../store/objects.js';
 
-/** Filled in by the allocator, then never changed while the network exists. */
-export interface NetworkAllocation {
-  vni: number;
-  subnet: string;
-  gateway: string;
-}
+/** The fields the allocator adds to a service. */
+export type ServiceAllocation = Pick<ServiceObject, 'endpointVips' | 'endpointPorts'>;
 
-export interface NetworkObject {
-  id: string;
-  spec: NetworkSpec;
-  allocated?: NetworkAllocation;
-}
-
-/** A service VIP on one network (plain address, no prefix: the network's subnet gives the prefix). */
-export interface EndpointVip {
-  network: string; // network id
-  addr: string;
-}
-
-/** The fields the allocator adds to a service (proposed for ServiceObject). */
-export interface ServiceAllocation {
-  /** one VIP per attached network (and ingress when it publishes in ingress mode); VIP mode only */
-  endpointVips?: EndpointVip[];
-  /** ingress-mode ports this service owns cluster-wide (published 0 resolved to a dynamic port) */
-  endpointPorts?: PortConfig[];
-}
-
-export type AllocService = ServiceObject & ServiceAllocation;
+export type AllocService = ServiceObject;
 
 export type Versioned<T> = T & { meta?: { version: number } };
 
@@ -55,10 +14,11 @@ export type Versioned<T> = T & { meta?: { version: number } };
 export type AllocatorOp =
   | { op: 'update'; kind: 'network'; object: NetworkObject; version?: number }
   | { op: 'update'; kind: 'service'; object: AllocService; version?: number }
-  | { op: 'update'; kind: 'task'; object: TaskObject; version?: number };
+  | { op: 'update'; kind: 'task'; object: TaskObject; version?: number }
+  | { op: 'update'; kind: 'node'; object: NodeObject; version?: number };
 
 export interface AllocationError {
-  kind: 'network' | 'service' | 'task';
+  kind: 'network' | 'service' | 'task' | 'node';
   id: string;
   /** the spec field at fault, e.g. "subnet", "gateway", "ipRange", "endpoint.ports", "networks" */
   field?: string;

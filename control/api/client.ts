@@ -1,5 +1,7 @@
 // Client for the daemon API: unix:///path.sock (local, root only) or tcp://host:2377 (remote).
 import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 
 export const DEFAULT_SOCKET = '/run/meshd/meshd.sock';
 
@@ -19,6 +21,10 @@ export interface Target {
   host?: string;
   port?: number;
   display: string;
+  /** TLS to a peer on 2377 (mutual when it carries a certificate); see control/ca/tls.ts */
+  tls?: tls.ConnectionOptions;
+  /** a keep-alive agent made for these TLS options; default: a fresh connection per call */
+  agent?: https.Agent;
 }
 
 export function parseHost(h: string | undefined): Target {
@@ -32,14 +38,15 @@ export function parseHost(h: string | undefined): Target {
 export function call<T = unknown>(target: Target, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        method,
-        path,
-        ...(target.socketPath ? { socketPath: target.socketPath } : { host: target.host, port: target.port }),
-        headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
-        timeout: timeoutMs,
-      },
+    const opts: https.RequestOptions = {
+      method,
+      path,
+      ...(target.socketPath ? { socketPath: target.socketPath } : { host: target.host, port: target.port }),
+      headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
+      timeout: timeoutMs,
+    };
+    const req = (target.tls ? https.request : http.request)(
+      target.tls ? { ...opts, ...target.tls, agent: target.agent ?? false } : opts,
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -65,7 +72,9 @@ export function call<T = unknown>(target: Target, method: string, path: string, 
           ? `cannot reach meshd at ${target.display}: is the daemon running? (set -H or MESH_HOST; in a lab: eval $(meshctl lab env n1))`
           : e.code === 'EACCES'
             ? `permission denied on ${target.display}: meshctl needs root for the local socket`
-            : `cannot reach meshd at ${target.display}: ${e.message}`;
+            : target.tls && /certificate|self.signed|issuer|SSL|TLS|not a (manager|worker)|holds a certificate|, not /i.test(`${e.code ?? ''} ${e.message}`)
+              ? `refused to talk to ${target.display}: its TLS identity did not check out: ${e.message}`
+              : `cannot reach meshd at ${target.display}: ${e.message}`;
       reject(new ClientError(why, 0, e.code ?? 'unreachable'));
     });
     if (data) req.write(data);

@@ -1,6 +1,8 @@
 // A small JSON-over-HTTP router for the daemon's API (unix socket for meshctl, 2377 for peers).
 import http from 'node:http';
 import { z } from 'zod';
+import type { Access } from '../ca/authz.js';
+import type { NodeCertInfo } from '../ca/pki.js';
 
 export class ApiError extends Error {
   constructor(
@@ -21,8 +23,13 @@ export interface Request {
   body: unknown;
   /** 'local' for the root-only unix socket; 'remote' for 2377. */
   via: 'local' | 'remote';
+  /** remote calls: the calling node, from its verified certificate (absent for anonymous calls) */
+  peer?: NodeCertInfo;
   raw: http.IncomingMessage;
 }
+
+/** Decides whether a remote call may go ahead; returns the caller, or throws an ApiError. */
+export type RemoteAuthorizer = (raw: http.IncomingMessage, access: Access, path: string) => NodeCertInfo | undefined;
 
 type Handler = (req: Request) => Promise<unknown>;
 
@@ -31,19 +38,25 @@ interface Route {
   pattern: RegExp;
   keys: string[];
   handler: Handler;
-  remote: boolean;
+  /** served on 2377 too, to callers with this access (see control/ca/authz.ts) */
+  access: Access | undefined;
 }
 
 const MAX_BODY = 1 << 20;
 
 export class Router {
   private routes: Route[] = [];
+  /** Judges remote callers; without one, no remote call is served. */
+  authorizeRemote: RemoteAuthorizer | undefined;
 
-  /** Registers a route; `remote` routes are also served on 2377 (peers), others only locally. */
-  on(method: string, path: string, handler: Handler, opts: { remote?: boolean } = {}): void {
+  /**
+   * Registers a route; with `access` it is also served on 2377 to peers that have that access
+   * (checked on every request, not once per connection), otherwise only on the local socket.
+   */
+  on(method: string, path: string, handler: Handler, opts: { access?: Access } = {}): void {
     const keys: string[] = [];
     const pattern = new RegExp('^' + path.replace(/:(\w+)/g, (_, k: string) => (keys.push(k), '([^/]+)')) + '$');
-    this.routes.push({ method, pattern, keys, handler, remote: opts.remote ?? false });
+    this.routes.push({ method, pattern, keys, handler, access: opts.access });
   }
 
   server(via: 'local' | 'remote'): http.Server {
@@ -64,11 +77,16 @@ export class Router {
         }
       }
       if (!route || !m) throw new ApiError(404, 'not-found', `no API route ${raw.method} ${url.pathname}`);
-      if (via === 'remote' && !route.remote) throw new ApiError(403, 'forbidden', `${url.pathname} is only served on the local socket`);
+      let peer: NodeCertInfo | undefined;
+      if (via === 'remote') {
+        if (!route.access) throw new ApiError(403, 'forbidden', `${url.pathname} is only served on the local socket`);
+        if (!this.authorizeRemote) throw new ApiError(503, 'no-tls', 'this node has no TLS identity yet');
+        peer = this.authorizeRemote(raw, route.access, url.pathname);
+      }
       const body = await readBody(raw);
       const params: Record<string, string> = {};
       route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m![i + 1]!)));
-      const out = await route.handler({ method: raw.method ?? 'GET', path: url.pathname, params, query: url.searchParams, body, via, raw });
+      const out = await route.handler({ method: raw.method ?? 'GET', path: url.pathname, params, query: url.searchParams, body, via, raw, ...(peer ? { peer } : {}) });
       send(res, 200, out ?? {});
     } catch (e) {
       if (e instanceof ApiError) send(res, e.status, { error: e.message, code: e.code });

@@ -63,22 +63,57 @@ export function swarmCommand(target: TargetFn): Command {
     .option('--rotate-gossip-key', 'rotate the gossip encryption key now (add everywhere, then switch, then drop the oldest)')
     .option('--dispatcher-heartbeat <d>', 'how often nodes report to the managers, e.g. 1s (a node is down after 3 missed)')
     .option('--gossip-key-rotation <d>', 'how often the leader rotates the gossip key, e.g. 12h')
+    .option('--cert-expiry <d>', 'lifetime of node certificates, e.g. 2160h (nodes renew at 50-80% of it)')
+    .option('--autolock <bool>', 'true: managers keep their keys sealed with an unlock key that is never stored on disk; false: off')
     .addOption(formatOption())
-    .action(async (o: { rotateGossipKey?: boolean; dispatcherHeartbeat?: string; gossipKeyRotation?: string; format: Format }) => {
+    .action(async (o: { rotateGossipKey?: boolean; dispatcherHeartbeat?: string; gossipKeyRotation?: string; certExpiry?: string; autolock?: string; format: Format }) => {
       const spec: Record<string, number> = {};
       if (o.dispatcherHeartbeat) spec.heartbeatPeriodMs = parseDuration(o.dispatcherHeartbeat, '--dispatcher-heartbeat');
       if (o.gossipKeyRotation) spec.gossipKeyRotationMs = parseDuration(o.gossipKeyRotation, '--gossip-key-rotation');
+      if (o.certExpiry) spec.certExpiryMs = parseDuration(o.certExpiry, '--cert-expiry');
       if (Object.keys(spec).length) {
         await call(target(), 'POST', '/v1/swarm/spec', spec);
         if (o.format !== 'json') console.log('Cluster settings updated.');
       }
+      if (o.autolock !== undefined) {
+        if (o.autolock !== 'true' && o.autolock !== 'false') throw new Error(`--autolock wants true or false, not "${o.autolock}"`);
+        const r = await call<{ autolock: boolean; unlockKey?: string }>(target(), 'POST', '/v1/swarm/autolock', { enable: o.autolock === 'true' });
+        if (o.format === 'json') printJson(r);
+        else if (r.unlockKey) console.log(`Autolock is on. To unlock a restarted manager, run \`meshctl swarm unlock\` and give it this key:\n\n    ${r.unlockKey}\n\nKeep it safe (a password manager): without it a locked manager cannot restart.`);
+        else console.log('Autolock is off.');
+      }
       if (!o.rotateGossipKey) {
-        if (!Object.keys(spec).length) throw new Error('nothing to update: pass --rotate-gossip-key, --dispatcher-heartbeat or --gossip-key-rotation');
+        if (!Object.keys(spec).length && o.autolock === undefined) throw new Error('nothing to update: pass --rotate-gossip-key, --dispatcher-heartbeat, --gossip-key-rotation, --cert-expiry or --autolock');
         return;
       }
       const r = await call<{ ids: string[]; primary: string }>(target(), 'POST', '/v1/swarm/rotate-gossip-key', {}, 60_000);
       if (o.format === 'json') return printJson(r);
       console.log(`Gossip key rotated: primary ${r.primary}, ring ${r.ids.join(', ')}.`);
+    });
+
+  swarm
+    .command('unlock')
+    .description('unlock a manager that restarted with autolock on (reads the key from --key or stdin)')
+    .option('--key <key>', 'the unlock key (SWMKEY-1-...); by default one line from stdin')
+    .action(async (o: { key?: string }) => {
+      const key = o.key ?? (await readLine());
+      await call(target(), 'POST', '/v1/swarm/unlock', { key: key.trim() }, 60_000);
+      console.log('Manager unlocked.');
+    });
+
+  swarm
+    .command('unlock-key')
+    .description('show (or --rotate) the key that unlocks restarted managers when autolock is on')
+    .option('--rotate', 'replace the unlock key; managers re-seal their keys with the new one')
+    .option('-q, --quiet', 'print the key only')
+    .addOption(formatOption())
+    .action(async (o: { rotate?: boolean; quiet?: boolean; format: Format }) => {
+      const t = target();
+      const r = o.rotate ? await call<{ unlockKey: string }>(t, 'POST', '/v1/swarm/unlock-key/rotate') : await call<{ unlockKey: string }>(t, 'GET', '/v1/swarm/unlock-key');
+      if (o.format === 'json') return printJson(r);
+      if (o.quiet) return console.log(r.unlockKey);
+      if (o.rotate) console.log('Successfully rotated the unlock key.\n');
+      console.log(`To unlock a restarted manager, run \`meshctl swarm unlock\` and give it this key:\n\n    ${r.unlockKey}\n`);
     });
 
   swarm
@@ -179,6 +214,22 @@ export function nodeCommand(target: TargetFn): Command {
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function readLine(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (c: string) => {
+      buf += c;
+      if (buf.includes('\n')) {
+        process.stdin.pause();
+        resolve(buf.split('\n')[0]!);
+      }
+    });
+    process.stdin.on('end', () => resolve(buf));
+    process.stdin.on('error', reject);
+  });
+}
 
 export function targetFrom(program: Command): TargetFn {
   return () => parseHost((program.opts() as { host?: string }).host ?? process.env.MESH_HOST);

@@ -15,6 +15,8 @@ interface Status {
   counters: Record<string, number>;
   dropped: Record<string, number>;
   health: number;
+  overlay: { node: string; addr: string; state: string; detail: string; rttMs?: number }[];
+  dataplane?: { passes: number; writes: number; lastWrites: number; errors: number; lastError?: string };
 }
 
 export function meshCommand(target: TargetFn): Command {
@@ -32,6 +34,14 @@ export function meshCommand(target: TargetFn): Command {
       console.log(table(['MEMBER', 'HOSTNAME', 'ADDRESS', 'STATE', 'INCARNATION'], s.members.map((m) => [m.name, m.hostname, m.addr, m.status, m.incarnation])));
       const nets = Object.entries(s.tables);
       if (nets.length) console.log(`\n${table(['NETWORK', 'ENTRIES'], nets)}`);
+      if (s.overlay.length) {
+        console.log(`\n${table(['OVERLAY PATH TO', 'ADDRESS', 'STATE', 'RTT', 'DETAIL'], s.overlay.map((h) => [h.node, h.addr, h.state, h.rttMs !== undefined ? `${h.rttMs} ms` : '-', h.detail]))}`);
+        const alive = new Set(s.members.filter((m) => m.status === 'alive').map((m) => m.hostname));
+        for (const h of s.overlay.filter((x) => x.state === 'broken' || x.state === 'mtu')) {
+          console.log(`${alive.has(h.node) ? 'gossip up, ' : 'gossip down, '}${h.state === 'mtu' ? `MTU too small on the path to ${h.node}` : `VXLAN path to ${h.node} broken (UDP 4789 blocked?)`}`);
+        }
+      }
+      if (s.dataplane) console.log(`\ndataplane: ${s.dataplane.passes} passes, ${s.dataplane.writes} kernel writes (last pass ${s.dataplane.lastWrites}), ${s.dataplane.errors} errors${s.dataplane.lastError ? ` (last: ${s.dataplane.lastError})` : ''}`);
       const drops = Object.entries(s.dropped).filter(([, n]) => n > 0);
       console.log(`\npackets: udp in ${s.counters.udpIn}, out ${s.counters.udpOut}; tcp in ${s.counters.tcpIn}, out ${s.counters.tcpOut}; dropped ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}`);
     });

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { labCommand } from './lab-commands.js';
 import { nodeCommand, swarmCommand, targetFrom } from './cluster-commands.js';
 import { configCommand } from './config-commands.js';
+import { networkCommand } from './network-commands.js';
 import { meshCommand } from './mesh-commands.js';
 import { serviceCommand } from './service-commands.js';
 import { ClientError } from '../api/client.js';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(nodeCommand(target));
   program.addCommand(serviceCommand(target));
   program.addCommand(configCommand(target));
+  program.addCommand(networkCommand(target));
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());
   try {

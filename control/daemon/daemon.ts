@@ -4,18 +4,29 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import http from 'node:http';
+import type tls from 'node:tls';
 import { Router, ApiError } from '../api/http.js';
-import { call, type Target } from '../api/client.js';
+import { call } from '../api/client.js';
 import { ControlListener } from '../transport/listener.js';
 import { splitHostPort } from '../transport/raft-peers.js';
 import { Manager, ManagerError } from '../manager/manager.js';
 import { forceNewCluster } from '../manager/force-new-cluster.js';
-import { checkToken, clusterDigest, newId, newToken, parseToken, type TokenRole } from './tokens.js';
+import { checkToken, newId, newToken, parseToken, type TokenRole } from './tokens.js';
+import { NodeSecurity } from './security.js';
+import { authorize, identify, type Access, type AuthzContext } from '../ca/authz.js';
+import { createRootCA, DEFAULT_CERT_EXPIRY_MS, issueNodeCert, parseNodeCert, PkiError, type NodeCertInfo } from '../ca/pki.js';
+import { fetchPinnedRoot, JoinError, pinnedTarget } from '../ca/join.js';
+import { cipherReady } from '../ca/seal.js';
+import { LockedError } from '../ca/node-keys.js';
 import type { NodeObject, ClusterObject, Stored } from '../store/objects.js';
 import { registerRoutes } from './routes.js';
 import { Orchestration } from './orchestration.js';
 import { Agent, type AgentReport } from '../agent/agent.js';
-import type { TaskObject } from '../store/objects.js';
+import type { NetworkObject, TaskObject } from '../store/objects.js';
+import { NodeNetworking, type ServiceInfo } from './networking.js';
+import { networkView } from './network-view.js';
+import { DnsFeed } from './dns-feed.js';
+import type { Upstream } from '../../dns/index.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
 
@@ -27,6 +38,8 @@ export interface DaemonOptions {
   taskPrefix?: string;
   /** Gossip port (default 7946). */
   gossipPort?: number;
+  /** Resolvers for names outside the cluster (default: the host's /etc/resolv.conf). */
+  dnsUpstreams?: Upstream[];
   /** Raft timing (ms); Swarm's are 1 s ticks, ours default to 100 ms heartbeat / 1 s election. */
   tickMs?: number;
   raftHeartbeatMs?: number;
@@ -41,10 +54,6 @@ export interface ClusterMembership {
   listenAddr: string; // HOST:PORT
   /** Managers this node knows (id -> HOST:PORT), refreshed from heartbeat replies. */
   managers: Record<string, string>;
-  /** Shared by managers; authenticates forwarded requests until mutual TLS replaces it. */
-  clusterKey?: string;
-  /** Shared by every node: managers use it to reach agents (task logs) until mutual TLS. */
-  agentKey?: string;
 }
 
 export interface NodeIdentity {
@@ -60,8 +69,8 @@ export interface JoinTokens {
 
 interface ClusterSecrets {
   tokens: JoinTokens;
-  clusterKey: string;
-  agentKey?: string;
+  ca: { cert: string; key: string };
+  unlockKey?: string;
 }
 
 const DEFAULT_PORT = 2377;
@@ -81,6 +90,8 @@ export class Daemon {
   readonly router = new Router();
   gossip: GossipAgent | undefined;
   agent: Agent | undefined;
+  networking: NodeNetworking | undefined;
+  dnsFeed: DnsFeed | undefined;
   orch: Orchestration | undefined;
   private pendingReports: AgentReport[] = [];
   private flushing = false;
@@ -90,10 +101,33 @@ export class Daemon {
   private rotating: Promise<GossipKeys> | undefined;
   readonly log: (line: string) => void;
   private busy: Promise<unknown> = Promise.resolve();
+  /** Certificates, keys, the data key and the lock (control/daemon/security.ts). */
+  readonly sec: NodeSecurity;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> | undefined;
+  private unwatchCluster: (() => void) | undefined;
+  /** Workers: the removed nodes as the last session reply listed them. */
+  private removedCache: Record<string, { at: string; until: string }> = {};
+  private refusalsLogged = new Map<string, number>();
+  /** Workers: the cluster's certificate lifetime as the last session reply said. */
+  private certExpiryMs: number | undefined;
 
   constructor(readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
+    this.sec = new NodeSecurity(o.stateDir);
+    this.sec.onChange = () => this.listener?.setCredentials(this.sec.serverOptions());
+    this.router.authorizeRemote = (raw, access, p) => this.authorizeRemote(raw, access, p);
     registerRoutes(this);
+  }
+
+  get locked(): boolean {
+    return this.sec.lockedKekId !== undefined;
+  }
+
+  /** Prefix of our kernel objects: "msh" on a host, the node's namespace name in a lab ("PREFIX-nN"). */
+  get objectPrefix(): string {
+    const p = this.o.taskPrefix ?? 'msh-t-';
+    return p.endsWith('-t-') ? p.slice(0, -3) : p.replace(/-+$/, '') || 'msh';
   }
 
   private get identityFile(): string {
@@ -115,6 +149,19 @@ export class Daemon {
     }
     if (this.o.hostname) this.identity.hostname = this.o.hostname;
     this.saveIdentity();
+    await cipherReady();
+    if (this.identity.cluster) {
+      const st = this.sec.load();
+      if (st === 'none') {
+        // a state directory from before the PKI, or certificates removed by hand: the node cannot
+        // prove who it is, so it is not part of the cluster any more
+        this.log(`this node was in cluster ${this.identity.cluster.clusterId} but has no certificate and key under ${this.sec.certDir}: it must join again with a token`);
+        delete this.identity.cluster;
+        this.saveIdentity();
+      } else if (st === 'locked') {
+        this.log(`this manager is locked (autolock is on): its keys and Raft data stay sealed until \`meshctl swarm unlock\` is given the unlock key`);
+      }
+    }
     fs.mkdirSync(path.dirname(this.o.socketPath), { recursive: true });
     fs.rmSync(this.o.socketPath, { force: true }); // a stale socket from a crashed daemon
     this.local = this.router.server('local');
@@ -123,7 +170,7 @@ export class Daemon {
       this.local!.listen(this.o.socketPath, () => resolve());
     });
     fs.chmodSync(this.o.socketPath, 0o600);
-    if (this.identity.cluster) await this.startClusterRuntime();
+    if (this.identity.cluster && !this.locked) await this.startClusterRuntime();
     this.log(`meshd ${this.identity.nodeId} (${this.identity.hostname}) listening on ${this.o.socketPath}${this.identity.cluster ? `, ${this.identity.cluster.role} of cluster ${this.identity.cluster.clusterId}` : ', not in a cluster'}`);
   }
 
@@ -138,34 +185,56 @@ export class Daemon {
     const c = this.identity.cluster!;
     if (!this.listener) {
       const [host, port] = splitHostPort(c.listenAddr);
-      this.listener = new ControlListener(() => this.manager?.transport, this.router.server('remote'));
+      this.listener = new ControlListener(this.sec.serverOptions(), {
+        raft: () => this.manager?.transport,
+        admitRaft: (sock) => {
+          // Raft is judged by the certificate alone (manager, this cluster, not removed), not by
+          // this manager's store: a manager that is catching up (or just joined, with an empty
+          // store) must accept the leader's stream to learn who the members are. Raft membership
+          // itself keeps demoted managers out.
+          const ctx = this.authzContext(false);
+          const peer = identify(sock, ctx);
+          const ok = authorize(peer, 'manager', ctx);
+          return ok.ok && peer.kind === 'node' ? { ok: true, nodeId: peer.info.nodeId } : { ok: false, reason: ok.ok ? 'no certificate' : ok.reason };
+        },
+        peerId: (sock) => (sock.getPeerCertificate()?.subject as unknown as { CN?: string } | undefined)?.CN,
+        refused: (remote, reason) => this.logRefusal(remote, reason),
+      }, this.router.server('remote'));
       await this.listener.listen(host, port);
     }
-    if (c.role === 'manager' && !this.manager) {
-      this.manager = new Manager({
-        id: this.identity.nodeId,
-        stateDir: this.o.stateDir,
-        addr: c.advertiseAddr,
-        peers: c.managers,
-        tickMs: this.o.tickMs ?? 100,
-        heartbeatMs: this.o.raftHeartbeatMs ?? 100,
-        electionMs: this.o.electionMs ?? 1000,
-        log: this.log,
-      });
-      this.manager.start();
-    }
+    if (c.role === 'manager' && !this.manager) this.startManager();
+    this.watchCluster();
+    this.scheduleRenewal();
     if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
     if (this.manager && !this.orch) {
       this.orch = new Orchestration(this.manager, this.log);
       this.orch.start();
     }
+    this.dnsFeed ??= new DnsFeed(this.log, this.o.dnsUpstreams);
+    if (!this.networking) {
+      this.networking = new NodeNetworking({
+        dns: this.dnsFeed,
+        nodeId: this.identity.nodeId,
+        hostname: this.identity.hostname,
+        prefix: this.objectPrefix,
+        underlay: splitHostPort(c.advertiseAddr)[0],
+        stateDir: this.o.stateDir,
+        log: this.log,
+        tables: () => this.gossip?.tables,
+        pump: () => this.gossip?.pump(),
+        running: () => this.agent?.runningTasks() ?? new Map(),
+      });
+    }
     if (!this.agent) {
+      const net = this.networking;
       this.agent = new Agent({
         nodeId: this.identity.nodeId,
         taskPrefix: this.o.taskPrefix ?? 'msh-t-',
         stateDir: this.o.stateDir,
         report: (r) => this.queueReports(r),
         log: this.log,
+        prepareTask: (t, ns) => net.prepare(t, ns),
+        tasksChanged: () => net.schedule(),
       });
       void this.agent.start().catch((e: Error) => this.log(`agent: ${e.message}`));
     }
@@ -183,10 +252,19 @@ export class Daemon {
       await this.agent.close();
     }
     this.agent = undefined;
+    if (graceful) this.networking?.teardown();
+    else this.networking?.close();
+    this.networking = undefined;
+    await this.dnsFeed?.close();
+    this.dnsFeed = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;
     this.monitorTimer = undefined;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    this.unwatchCluster?.();
+    this.unwatchCluster = undefined;
     this.manager?.stop();
     this.manager = undefined;
     await this.listener?.close();
@@ -203,7 +281,8 @@ export class Daemon {
 
   requireManager(): Manager {
     if (!this.identity.cluster) throw new ApiError(503, 'not-in-cluster', 'this node is not part of a cluster: run `meshctl swarm init` or `meshctl swarm join`');
-    if (!this.manager) throw new ApiError(503, 'not-manager', 'this node is a worker: run the command on a manager (meshctl -H tcp://MANAGER:2377 needs the security issue; use the manager\'s own socket)');
+    if (this.locked) throw new ApiError(503, 'locked', 'this manager is locked (autolock is on and it restarted): run `meshctl swarm unlock` and give it the unlock key');
+    if (!this.manager) throw new ApiError(503, 'not-manager', 'this node is a worker: run the command on a manager (use the manager\'s own socket)');
     return this.manager;
   }
 
@@ -233,7 +312,7 @@ export class Daemon {
       if (addr) {
         const [host, port] = splitHostPort(addr);
         try {
-          return await call<T>({ host, port, display: `tcp://${addr}` }, method, apiPath, { ...(body as object), clusterKey: this.identity.cluster?.clusterKey }, Math.max(1000, deadline - Date.now()));
+          return await call<T>(this.sec.managerTarget(host, port, `tcp://${addr}`), method, apiPath, body, Math.max(1000, deadline - Date.now()));
         } catch (e) {
           const ce = e as { status?: number; code?: string; message: string };
           if (ce.status && ce.status >= 400) throw new ApiError(ce.status, ce.code ?? 'forward', ce.message);
@@ -245,10 +324,6 @@ export class Daemon {
     }
   }
 
-  checkAgentKey(key: string | undefined): void {
-    if (!this.identity.cluster?.agentKey || key !== this.identity.cluster.agentKey) throw new ApiError(403, 'forbidden', 'this call is only for managers of this cluster');
-  }
-
   /** Manager: a task's logs, from the node that runs (or ran) it. */
   async taskLogs(nodeId: string, taskId: string, tail?: number): Promise<string> {
     if (nodeId === this.identity.nodeId) {
@@ -258,16 +333,8 @@ export class Daemon {
     const n = this.requireManager().store.get('node', nodeId);
     if (!n) throw new ApiError(404, 'not-found', `node ${nodeId} is gone`);
     const [host, port] = splitHostPort(n.addr);
-    const key = this.secrets().agentKey;
-    const r = await call<{ logs: string }>({ host, port, display: n.addr }, 'POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/logs`, { agentKey: key, ...(tail !== undefined ? { tail } : {}) }, 10_000);
+    const r = await call<{ logs: string }>(this.sec.nodeTarget(host, port, n.addr, n.id), 'POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/logs`, tail !== undefined ? { tail } : {}, 10_000);
     return r.logs;
-  }
-
-  checkClusterKey(body: unknown): void {
-    const key = (body as { clusterKey?: string } | undefined)?.clusterKey;
-    if (!this.identity.cluster?.clusterKey || key !== this.identity.cluster.clusterKey) {
-      throw new ApiError(403, 'forbidden', 'this call is only for managers of this cluster');
-    }
   }
 
   static toApiError(e: unknown): unknown {
@@ -278,6 +345,157 @@ export class Daemon {
     return e;
   }
 
+  // ---- identity, authorization, renewal, autolock ---------------------------------------------------
+
+  /** What the authorization of a remote peer needs to know about this cluster now. */
+  authzContext(useStoreRoles = true): AuthzContext {
+    const m = this.manager;
+    const removed = m ? (m.store.list('cluster')[0]?.removedNodes ?? {}) : this.removedCache;
+    return {
+      clusterId: this.identity.cluster?.clusterId ?? '',
+      removed: (id) => removed[id],
+      // a node the store does not know (yet) is judged by its certificate; removal is the list's job
+      ...(m && useStoreRoles ? { storeRole: (id: string) => m.store.get('node', id)?.role } : {}),
+    };
+  }
+
+  /** Router hook: judges the caller's certificate for this request (every request, not per connection). */
+  private authorizeRemote(raw: http.IncomingMessage, access: Access, apiPath: string): NodeCertInfo | undefined {
+    const sock = raw.socket as tls.TLSSocket;
+    if (!this.identity.cluster || typeof sock.getPeerCertificate !== 'function') throw new ApiError(503, 'not-in-cluster', 'this node is not part of a cluster');
+    const ctx = this.authzContext();
+    const peer = identify(sock, ctx);
+    const ok = authorize(peer, access, ctx);
+    if (!ok.ok) {
+      this.logRefusal(`${sock.remoteAddress ?? '?'}`, `${raw.method ?? ''} ${apiPath} refused: ${ok.reason}`);
+      throw new ApiError(ok.status, ok.status === 401 ? 'unauthenticated' : 'forbidden', ok.reason);
+    }
+    return peer.kind === 'node' ? peer.info : undefined;
+  }
+
+  /** Logs a refused peer, at most once per 10 s for the same address and reason. */
+  logRefusal(remote: string, reason: string): void {
+    const key = `${remote.replace(/:\d+$/, '')} ${reason}`;
+    const now = Date.now();
+    if ((this.refusalsLogged.get(key) ?? 0) > now - 10_000) return;
+    if (this.refusalsLogged.size > 1000) this.refusalsLogged.clear();
+    this.refusalsLogged.set(key, now);
+    this.log(`security: refused ${remote}: ${reason}`);
+  }
+
+  /** The unlock key when autolock is on (managers; workers never seal their keys). */
+  private currentUnlockKey(): string | undefined {
+    if (this.identity.cluster?.role !== 'manager') return undefined;
+    return this.manager?.store.list('cluster')[0]?.secrets?.unlockKey;
+  }
+
+  /**
+   * Managers follow the cluster object: the key file is re-sealed when autolock is turned on or off
+   * or the unlock key rotates, and open connections of nodes that were just removed are cut.
+   */
+  private watchCluster(): void {
+    const m = this.manager;
+    if (!m || this.unwatchCluster) return;
+    const sync = (): void => {
+      const c = m.store.list('cluster')[0];
+      if (!c) return;
+      try {
+        if (this.sec.reseal(c.secrets?.unlockKey)) this.log(c.secrets?.unlockKey ? 'autolock: this manager\'s keys are now sealed with the unlock key' : 'autolock is off: this manager\'s keys are no longer sealed');
+      } catch (e) {
+        this.log(`autolock: could not re-seal the key file: ${(e as Error).message}`);
+      }
+      for (const id of Object.keys(c.removedNodes ?? {})) {
+        const n = this.listener?.revoke(id) ?? 0;
+        if (n) this.log(`security: closed ${n} connections of removed node ${id}`);
+      }
+    };
+    this.unwatchCluster = m.store.watch(sync, ['cluster']);
+    sync();
+  }
+
+  /** Arms the renewal timer for this node's certificate (see renewAt in control/ca/pki.ts). */
+  private scheduleRenewal(delayMs?: number): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    const wait = delayMs ?? Math.max(200, Math.min(this.sec.renewAtMs - Date.now(), 5000));
+    this.renewTimer = setTimeout(() => void this.renewalCheck(), wait);
+    this.renewTimer.unref();
+  }
+
+  private async renewalCheck(): Promise<void> {
+    this.renewTimer = undefined;
+    const c = this.identity.cluster;
+    const creds = this.sec.creds;
+    if (!c || !creds) return;
+    const now = Date.now();
+    if (now > creds.info.notAfter.getTime()) {
+      this.logRefusal('self', `this node's certificate expired at ${creds.info.notAfter.toISOString()}: managers refuse it, so it cannot renew it; run \`meshctl swarm leave\` and join again with a token`);
+      this.scheduleRenewal(10_000);
+      return;
+    }
+    // a shorter --cert-expiry applies at once: a certificate that outlives the new lifetime is renewed
+    const expiry = this.manager?.store.list('cluster')[0]?.spec.certExpiryMs ?? this.certExpiryMs;
+    const outlives = expiry !== undefined && creds.info.notAfter.getTime() - now > expiry + 5000;
+    const due = now >= this.sec.renewAtMs ? 'expiry' : creds.info.role !== c.role ? `role change to ${c.role}` : outlives ? 'the cluster\'s certificate expiry was shortened' : undefined;
+    if (!due) return this.scheduleRenewal();
+    try {
+      await this.renewCertificate(due);
+    } catch (e) {
+      this.log(`certificate renewal (${due}) failed: ${(e as Error).message}; retrying`);
+      this.scheduleRenewal(1000 + Math.random() * 2000);
+    }
+  }
+
+  /** Gets a new certificate (new key, CSR) from the leader and switches every TLS use to it. */
+  renewCertificate(reason: string): Promise<void> {
+    this.renewing ??= this.doRenew(reason).finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  private async doRenew(reason: string): Promise<void> {
+    const c = this.identity.cluster;
+    const creds = this.sec.creds;
+    if (!c || !creds) return;
+    const req = await this.sec.newRequest(this.identity.nodeId);
+    let r: { cert: string; caCert: string } | undefined;
+    if (this.manager) {
+      r = await this.onLeader('POST', '/v1/ca/renew', { csr: req.csr, nodeId: this.identity.nodeId }, () => this.renewFor(this.identity.nodeId, req.csr), 10_000);
+    } else {
+      let last: unknown;
+      for (const addr of Object.values(c.managers)) {
+        const [host, port] = splitHostPort(addr);
+        try {
+          r = await call<{ cert: string; caCert: string }>(this.sec.managerTarget(host, port, addr), 'POST', '/v1/ca/renew', { csr: req.csr }, 10_000);
+          break;
+        } catch (e) {
+          last = e;
+        }
+      }
+      if (!r) throw last instanceof Error ? last : new Error('no manager to renew with');
+    }
+    const info = await this.sec.install(r.caCert, r.cert, req.key, this.currentUnlockKey());
+    this.log(`certificate renewed (${reason}): ${info.role}, serial ${info.serial}, valid until ${info.notAfter.toISOString()}`);
+    this.scheduleRenewal();
+  }
+
+  /** `swarm unlock`: opens the sealed keys with the unlock key and starts the manager. */
+  async unlock(unlockKey: string): Promise<{ unlocked: boolean }> {
+    return this.exclusive(async () => {
+      if (!this.locked) throw new ApiError(409, 'not-locked', 'this node is not locked');
+      try {
+        this.sec.unlock(unlockKey);
+      } catch (e) {
+        if (e instanceof LockedError) {
+          this.log(`unlock refused: ${e.message}`);
+          throw new ApiError(400, 'invalid-unlock-key', e.message);
+        }
+        throw e;
+      }
+      this.log('unlocked: starting the manager');
+      await this.startClusterRuntime();
+      return { unlocked: true };
+    });
+  }
+
   // ---- swarm init / join / leave ---------------------------------------------------------------------
 
   async init(opts: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean }): Promise<{ clusterId: string; nodeId: string }> {
@@ -286,22 +504,16 @@ export class Daemon {
       if (this.identity.cluster) throw new ApiError(409, 'already-in-cluster', `this node is already part of cluster ${this.identity.cluster.clusterId} (as a ${this.identity.cluster.role}); \`meshctl swarm leave\` first`);
       const { listenAddr, advertiseAddr } = addrs(opts);
       const clusterId = newId();
-      const clusterKey = newId() + newId();
-      const agentKey = newId() + newId();
-      this.identity.cluster = { clusterId, role: 'manager', advertiseAddr, listenAddr, managers: {}, clusterKey, agentKey };
+      // The root CA, then this node's own certificate from it (a CSR like any other node's).
+      const ca = await createRootCA(clusterId);
+      const req = await this.sec.newRequest(this.identity.nodeId);
+      const cert = await issueNodeCert(ca, req.csr, { nodeId: this.identity.nodeId, role: 'manager', clusterId }, DEFAULT_CERT_EXPIRY_MS);
+      this.sec.clear();
+      await this.sec.install(ca.cert, cert, req.key);
+      this.identity.cluster = { clusterId, role: 'manager', advertiseAddr, listenAddr, managers: {} };
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       // Bootstrap a one-member Raft group with ourselves.
-      this.manager = new Manager({
-        id: this.identity.nodeId,
-        stateDir: this.o.stateDir,
-        addr: advertiseAddr,
-        bootstrap: { [this.identity.nodeId]: advertiseAddr },
-        tickMs: this.o.tickMs ?? 100,
-        heartbeatMs: this.o.raftHeartbeatMs ?? 100,
-        electionMs: this.o.electionMs ?? 1000,
-        log: this.log,
-      });
-      this.manager.start();
+      this.startManager({ [this.identity.nodeId]: advertiseAddr });
       this.saveIdentity();
       await this.startClusterRuntime();
       await sodiumReady();
@@ -309,16 +521,37 @@ export class Daemon {
         id: clusterId,
         name: 'default',
         gossip: { keys: [Buffer.from(generateKey()).toString('base64')], primary: 0, rotatedAt: new Date().toISOString() },
-        spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000 },
-        secrets: { tokens: { worker: newToken(clusterId), manager: newToken(clusterId) }, clusterKey, agentKey },
+        spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000, certExpiryMs: DEFAULT_CERT_EXPIRY_MS },
+        secrets: { tokens: { worker: newToken(ca.cert), manager: newToken(ca.cert) }, ca },
+        removedNodes: {},
       };
-      await this.manager.propose([
+      await this.requireManager().propose([
         { op: 'create', kind: 'cluster', object: cluster },
         { op: 'create', kind: 'node', object: this.nodeObject('manager', advertiseAddr) },
+        // The routing mesh's network, as Swarm makes it at init (10.255.0.0/16 unless configured).
+        { op: 'create', kind: 'network', object: { id: newId(), spec: { name: 'ingress', driver: 'overlay', attachable: false, encrypted: false, labels: {}, ingress: true } } },
       ], 10_000);
       this.log(`swarm initialized: cluster ${clusterId}, this node (${this.identity.nodeId}) is the leader`);
       return { clusterId, nodeId: this.identity.nodeId };
     });
+  }
+
+  /** Starts this node's manager (Raft + store), its WAL sealed with the node's data key. */
+  private startManager(bootstrap?: Record<string, string>): void {
+    const c = this.identity.cluster!;
+    this.manager = new Manager({
+      id: this.identity.nodeId,
+      stateDir: this.o.stateDir,
+      addr: c.advertiseAddr,
+      ...(bootstrap ? { bootstrap } : { peers: c.managers }),
+      tickMs: this.o.tickMs ?? 100,
+      heartbeatMs: this.o.raftHeartbeatMs ?? 100,
+      electionMs: this.o.electionMs ?? 1000,
+      log: this.log,
+      cipher: this.sec.cipher(),
+      dial: this.sec.dialRaft,
+    });
+    this.manager.start();
   }
 
   private nodeObject(role: 'manager' | 'worker', addr: string, hostname = this.identity.hostname, id = this.identity.nodeId): NodeObject {
@@ -329,7 +562,7 @@ export class Daemon {
     const c = this.identity.cluster;
     if (!c || c.role !== 'manager') throw new ApiError(400, 'not-manager', '--force-new-cluster needs a node that was a manager, with its Raft data');
     await this.stopClusterRuntime();
-    const r = forceNewCluster(this.o.stateDir, this.identity.nodeId, c.advertiseAddr);
+    const r = forceNewCluster(this.o.stateDir, this.identity.nodeId, c.advertiseAddr, this.sec.cipher());
     c.managers = {};
     this.saveIdentity();
     await this.startClusterRuntime();
@@ -354,24 +587,32 @@ export class Daemon {
       const { listenAddr, advertiseAddr } = addrs(opts);
       const remote = withPort(opts.remoteAddr);
       const [host, port] = splitHostPort(remote);
-      const target: Target = { host, port, display: `tcp://${remote}` };
+      const display = `tcp://${remote}`;
       let reply: JoinReply;
+      const req = await this.sec.newRequest(this.identity.nodeId);
       try {
-        reply = await call<JoinReply>(target, 'POST', '/v1/cluster/join', { token: opts.token, nodeId: this.identity.nodeId, hostname: this.identity.hostname, addr: advertiseAddr });
+        // pin the root CA by the token's digest, then talk only to managers it certified
+        const { caCert, clusterId } = await fetchPinnedRoot(host, port, display, parseToken(opts.token).digest);
+        reply = await call<JoinReply>(pinnedTarget(host, port, display, caCert, clusterId), 'POST', '/v1/cluster/join', { token: opts.token, nodeId: this.identity.nodeId, hostname: this.identity.hostname, addr: advertiseAddr, csr: req.csr });
+        if (reply.caCert !== caCert) throw new JoinError(`the manager at ${display} answered with another root CA than the one the token pins`, 'wrong-ca');
       } catch (e) {
         const ce = e as { status?: number; code?: string; message: string };
-        throw new ApiError(ce.status && ce.status >= 400 ? ce.status : 502, ce.code ?? 'join-failed', `join via ${remote} failed: ${ce.message}`);
+        this.log(`join via ${remote} failed: ${ce.message}`);
+        throw new ApiError(ce.status && ce.status >= 400 ? ce.status : e instanceof JoinError ? 400 : 502, ce.code ?? 'join-failed', `join via ${remote} failed: ${ce.message}`);
       }
-      if (clusterDigest(reply.clusterId) !== parseToken(opts.token).digest) throw new ApiError(400, 'wrong-cluster', `the manager at ${remote} belongs to another cluster than the token`);
-      this.identity.cluster = { clusterId: reply.clusterId, role: reply.role, advertiseAddr, listenAddr, managers: reply.managers, ...(reply.clusterKey ? { clusterKey: reply.clusterKey } : {}), ...(reply.agentKey ? { agentKey: reply.agentKey } : {}) };
+      this.sec.clear();
+      const info = await this.sec.install(reply.caCert, reply.cert, req.key);
+      if (info.role !== reply.role || info.nodeId !== this.identity.nodeId || info.clusterId !== reply.clusterId) throw new ApiError(502, 'bad-certificate', `the manager at ${remote} issued a certificate for ${info.nodeId} as a ${info.role} of ${info.clusterId}, not what was asked`);
+      // the token is not kept: from now on the certificate is this node's credential
+      this.identity.cluster = { clusterId: reply.clusterId, role: reply.role, advertiseAddr, listenAddr, managers: reply.managers };
       if (reply.role === 'manager') fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       this.saveIdentity();
       await this.startClusterRuntime();
       if (reply.role === 'manager') {
         // The leader adds us as a learner and promotes us once our log has caught up.
-        await call(target, 'POST', '/v1/cluster/add-manager', { nodeId: this.identity.nodeId, addr: advertiseAddr, clusterKey: reply.clusterKey }, 30_000);
+        await call(this.sec.managerTarget(host, port, display), 'POST', '/v1/cluster/add-manager', { nodeId: this.identity.nodeId, addr: advertiseAddr }, 30_000);
       }
-      this.log(`joined cluster ${reply.clusterId} as a ${reply.role}`);
+      this.log(`joined cluster ${reply.clusterId} as a ${reply.role} (certificate serial ${info.serial}, valid until ${info.notAfter.toISOString()})`);
       return { clusterId: reply.clusterId, nodeId: this.identity.nodeId, role: reply.role };
     });
   }
@@ -394,6 +635,7 @@ export class Daemon {
       const id = c.clusterId;
       delete this.identity.cluster;
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
+      this.sec.clear();
       this.saveIdentity();
       this.log(`left cluster ${id}`);
       return { left: id };
@@ -401,23 +643,48 @@ export class Daemon {
   }
 
   /** Leader side of a join: checks the token, records the node, tells it who the managers are. */
-  async acceptJoin(req: { token: string; nodeId: string; hostname: string; addr: string }): Promise<JoinReply> {
+  async acceptJoin(req: { token: string; nodeId: string; hostname: string; addr: string; csr: string }): Promise<JoinReply> {
     const m = this.requireManager();
     const cluster = this.cluster();
     const secrets = this.secrets();
     let role: TokenRole;
     try {
-      role = checkToken(req.token, cluster.id, secrets.tokens);
+      role = checkToken(req.token, secrets.ca.cert, secrets.tokens);
     } catch (e) {
       this.log(`join refused for ${req.hostname} (${req.addr}): ${(e as Error).message}`);
       throw new ApiError(401, 'invalid-token', (e as Error).message);
     }
+    // sign before recording the node: a bad CSR must not leave a node object behind
+    const cert = await this.issue(req.nodeId, role, req.csr);
     const existing = m.store.get('node', req.nodeId);
     const obj = this.nodeObject(role, req.addr, req.hostname, req.nodeId);
     await m.propose([existing ? { op: 'update', kind: 'node', object: { ...obj, labels: existing.labels, availability: existing.availability } } : { op: 'create', kind: 'node', object: obj }]);
     this.lastSeen.set(req.nodeId, Date.now());
     this.log(`node ${req.nodeId} (${req.hostname}, ${req.addr}) joined as a ${role}`);
-    return { clusterId: cluster.id, role, managers: this.managerAddrs(), ...(secrets.agentKey ? { agentKey: secrets.agentKey } : {}), ...(role === 'manager' ? { clusterKey: secrets.clusterKey } : {}) };
+    return { clusterId: cluster.id, role, managers: this.managerAddrs(), cert, caCert: secrets.ca.cert };
+  }
+
+  /** Leader: signs a node certificate for a CSR with the cluster's current expiry. */
+  async issue(nodeId: string, role: TokenRole, csr: string): Promise<string> {
+    const c = this.cluster();
+    const secrets = this.secrets();
+    try {
+      return await issueNodeCert(secrets.ca, csr, { nodeId, role, clusterId: c.id }, c.spec.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS);
+    } catch (e) {
+      if (e instanceof PkiError) throw new ApiError(400, 'bad-csr', e.message);
+      throw e;
+    }
+  }
+
+  /** Leader: a node renews its certificate (or asks for one matching its new role). */
+  async renewFor(nodeId: string, csr: string): Promise<{ cert: string; caCert: string }> {
+    const n = this.requireManager().store.get('node', nodeId);
+    if (!n) throw new ApiError(403, 'unknown-node', `node ${nodeId} is not a member of this cluster: it cannot renew its certificate`);
+    // the role is the store's, not the old certificate's: this is how promotion and demotion reach
+    // the certificate
+    const cert = await this.issue(nodeId, n.role, csr);
+    this.log(`issued a renewed ${n.role} certificate to ${n.hostname} (${n.id})`);
+    return { cert, caCert: this.secrets().ca.cert };
   }
 
   managerAddrs(): Record<string, string> {
@@ -437,8 +704,10 @@ export class Daemon {
       let ok = false;
       try {
         ok = await this.session([], period);
-      } catch {
-        // the next call tries another manager
+      } catch (e) {
+        // the next call tries another manager; a refused certificate is worth saying (once in a while)
+        const ce = e as { status?: number; message: string };
+        if (ce.status === 401 || ce.status === 403) this.logRefusal('by the managers', `this node's session was refused: ${ce.message}`);
       }
       if (this.identity.cluster) this.heartbeatTimer = setTimeout(() => void beat(), ok ? 0 : Math.min(500, period));
     };
@@ -473,11 +742,15 @@ export class Daemon {
     const reply = await this.sendSession({ nodeId: this.identity.nodeId, reports, waitMs, knownVersion: this.knownVersion, ...(this.gossip?.keyState() ? { gossip: this.gossip.keyState()! } : {}) });
     if (!reply) return false;
     if (Object.keys(reply.managers).length) c.managers = reply.managers;
+    if (reply.removed) this.removedCache = reply.removed;
+    if (reply.certExpiryMs) this.certExpiryMs = reply.certExpiryMs;
     if (reply.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
     if (reply.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
+      await this.agent.start(); // adoption first: the networking pass needs to know what runs here
+      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }
     return true;
@@ -494,14 +767,14 @@ export class Daemon {
       const addr = st.leader ? st.members[st.leader] : undefined;
       if (!addr) return undefined;
       const [host, port] = splitHostPort(addr);
-      return call({ host, port, display: addr }, 'POST', '/v1/dispatcher/session', body, timeout);
+      return call(this.sec.managerTarget(host, port, addr), 'POST', '/v1/dispatcher/session', body, timeout);
     }
     const list = Object.values(c.managers);
     if (!list.length) return undefined;
     const addr = list[this.hbIndex % list.length]!;
     const [host, port] = splitHostPort(addr);
     try {
-      return await call({ host, port, display: addr }, 'POST', '/v1/dispatcher/session', body, timeout);
+      return await call(this.sec.managerTarget(host, port, addr), 'POST', '/v1/dispatcher/session', body, timeout);
     } catch (e) {
       this.hbIndex++; // fail over to the next manager
       throw e;
@@ -535,6 +808,7 @@ export class Daemon {
     reply.tasks = a.tasks.map(({ meta: _m, ...t }) => t);
     reply.version = a.version;
     reply.serviceNames = Object.fromEntries(a.tasks.map((t) => [t.serviceId, names.get(t.serviceId) ?? t.serviceId]));
+    Object.assign(reply, networkView(this.manager.store, body.nodeId, a.tasks));
     return reply;
   }
 
@@ -543,16 +817,16 @@ export class Daemon {
     const c = this.identity.cluster;
     if (!c || !reply.role || reply.role === c.role) return;
     if (reply.role === 'manager') {
-      if (!reply.clusterKey) return;
       this.log('promoted: becoming a manager');
+      // a manager certificate first: without it other managers refuse our Raft streams
+      await this.renewCertificate('promotion');
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       c.role = 'manager';
-      c.clusterKey = reply.clusterKey;
       this.saveIdentity();
       await this.startClusterRuntime();
       const leader = Object.values(reply.managers)[0];
       const target = leader ? splitHostPort(leader) : undefined;
-      if (target) await call({ host: target[0], port: target[1], display: leader! }, 'POST', '/v1/cluster/add-manager', { nodeId: this.identity.nodeId, addr: c.advertiseAddr, clusterKey: reply.clusterKey }, 30_000);
+      if (target) await call(this.sec.managerTarget(target[0], target[1], leader!), 'POST', '/v1/cluster/add-manager', { nodeId: this.identity.nodeId, addr: c.advertiseAddr }, 30_000);
     } else {
       this.log('demoted: becoming a worker');
       this.orch?.stop();
@@ -561,10 +835,14 @@ export class Daemon {
       this.manager = undefined;
       if (this.monitorTimer) clearInterval(this.monitorTimer);
       this.monitorTimer = undefined;
+      this.unwatchCluster?.();
+      this.unwatchCluster = undefined;
       fs.rmSync(path.join(this.o.stateDir, 'raft'), { recursive: true, force: true });
       c.role = 'worker';
-      delete c.clusterKey;
       this.saveIdentity();
+      // a worker keeps no sealed Raft data: its key file is plain again (autolock is for managers)
+      this.sec.reseal(undefined);
+      await this.renewCertificate('demotion').catch((e: Error) => this.log(`demotion: could not get a worker certificate yet (${e.message}); retrying with the renewal timer`));
     }
   }
 
@@ -576,7 +854,9 @@ export class Daemon {
     const g = this.requireManager().store.list('cluster')[0]?.gossip;
     const reply: HeartbeatReply = { managers: this.managerAddrs(), ...(g ? { gossip: g } : {}) };
     if (n) reply.role = n.role;
-    if (n?.role === 'manager') reply.clusterKey = this.secrets().clusterKey;
+    const cl = this.requireManager().store.list('cluster')[0];
+    if (cl?.removedNodes) reply.removed = cl.removedNodes;
+    if (cl?.spec.certExpiryMs) reply.certExpiryMs = cl.spec.certExpiryMs;
     return reply;
   }
 
@@ -615,7 +895,7 @@ export class Daemon {
     return phase2;
   }
 
-  private async updateCluster(fn: (c: ClusterObject) => ClusterObject): Promise<void> {
+  async updateCluster(fn: (c: ClusterObject) => ClusterObject): Promise<void> {
     const m = this.requireManager();
     for (let attempt = 0; ; attempt++) {
       const c = this.cluster();
@@ -698,7 +978,10 @@ export interface HeartbeatReply {
   managers: Record<string, string>;
   gossip?: GossipKeys;
   role?: 'manager' | 'worker';
-  clusterKey?: string;
+  /** removed nodes, so that workers too refuse their certificates (manager-to-agent calls) */
+  removed?: Record<string, { at: string; until: string }>;
+  /** the cluster's certificate lifetime: a node whose certificate outlives it renews early */
+  certExpiryMs?: number;
 }
 
 export interface SessionRequest {
@@ -712,6 +995,10 @@ export interface SessionRequest {
 
 export interface SessionReply extends HeartbeatReply {
   tasks?: TaskObject[];
+  /** the networks this node's tasks use, and the ingress network */
+  networks?: NetworkObject[];
+  services?: Record<string, ServiceInfo>;
+  ingressAddr?: string;
   version?: string;
   serviceNames?: Record<string, string>;
   errors?: string[];
@@ -721,8 +1008,9 @@ export interface JoinReply {
   clusterId: string;
   role: TokenRole;
   managers: Record<string, string>;
-  clusterKey?: string;
-  agentKey?: string;
+  /** PEM: the node's certificate, signed from its CSR, and the root CA */
+  cert: string;
+  caCert: string;
 }
 
 export function stripMeta<T extends { meta?: unknown }>(o: T): Omit<T, 'meta'> {

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { Daemon } from './daemon.js';
 import { DEFAULT_SOCKET } from '../api/client.js';
+import { parseUpstream } from './dns-feed.js';
 
 export async function main(argv: string[]): Promise<void> {
   // `meshd workload http|udp --port N`: the built-in test workload, so demos need no image registry.
@@ -18,10 +19,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--raft-heartbeat-ms <n>', 'Raft leader heartbeat', (v) => Number(v), 100)
     .option('--election-ms <n>', 'Raft election timeout (randomized up to twice this)', (v) => Number(v), 1000)
     .option('--gossip-port <n>', 'gossip port, UDP and TCP', (v) => Number(v), 7946)
-    .option('--task-prefix <p>', 'prefix of task namespaces and containers', 'msh-t-');
+    .option('--task-prefix <p>', 'prefix of task namespaces and containers', 'msh-t-')
+    .option('--dns-upstream <ip[:port]>', 'resolver for names outside the cluster (repeatable; default: /etc/resolv.conf)', (v: string, acc: string[]) => [...acc, v], [] as string[]);
   p.parse(argv);
-  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number; taskPrefix: string }>();
-  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, taskPrefix: o.taskPrefix, ...(o.hostname ? { hostname: o.hostname } : {}) });
+  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number; taskPrefix: string; dnsUpstream: string[] }>();
+  const upstreams = o.dnsUpstream.map(parseUpstream);
+  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, taskPrefix: o.taskPrefix, ...(o.hostname ? { hostname: o.hostname } : {}), ...(upstreams.length ? { dnsUpstreams: upstreams } : {}) });
   await d.start();
   const stop = (sig: string): void => {
     d.log(`${sig}: stopping`);

@@ -2,7 +2,8 @@
 // agent sessions (the dispatcher). Followers forward sessions here.
 import crypto from 'node:crypto';
 import { reconcile, applyAgentReport } from '../orchestrator/index.js';
-import { schedule, decisionsToOps } from '../scheduler/index.js';
+import { schedule, decisionsToOps, isSchedulable, type Unplaced } from '../scheduler/index.js';
+import { allocate, type AllocationError } from '../allocator/index.js';
 import { ManagerError, type Manager } from '../manager/manager.js';
 import type { Op } from '../store/commands.js';
 import type { Stored, TaskObject } from '../store/objects.js';
@@ -23,6 +24,8 @@ export class Orchestration {
   /** agents waiting in a long poll, by node id */
   private waiters = new Map<string, Set<() => void>>();
   passes = 0;
+  /** The last allocation pass's errors (exhausted pools, unknown networks), by object id. */
+  allocErrors = new Map<string, AllocationError[]>();
 
   constructor(
     private readonly m: Manager,
@@ -34,9 +37,9 @@ export class Orchestration {
       if (e.kind === 'task') {
         const t = e.object as Stored<'task'>;
         if (t.nodeId) this.notify(t.nodeId);
-      }
+      } else if (e.kind === 'node') this.notify(e.object.id);
       this.kick();
-    }, ['service', 'task', 'node']);
+    }, ['service', 'task', 'node', 'network']);
     this.kick();
   }
 
@@ -75,9 +78,26 @@ export class Orchestration {
           if (!(await this.commit(r.ops))) continue;
           continue;
         }
-        const tasks = s.list('task');
+        // Addresses before placement, so that a task carries them when it reaches its node.
+        const a = allocate({ networks: s.list('network'), services: s.list('service'), tasks: s.list('task'), nodes: s.list('node') });
+        this.noteAllocErrors(a.errors);
+        const netErrs = a.ops.length ? [] : this.networkErrorOps(a.errors);
+        if (a.ops.length || netErrs.length) {
+          await this.commit([...a.ops, ...netErrs] as Op[]);
+          continue;
+        }
+        const all = s.list('task');
+        // A task waits for its addresses: it is not placed before it has one on every network.
+        const waiting: Unplaced[] = [];
+        const tasks = all.filter((t) => {
+          if (!isSchedulable(t) || t.networks.every((e) => e.addresses.length > 0)) return true;
+          const why = this.allocErrors.get(t.id)?.[0]?.message ?? this.allocErrors.get(t.serviceId)?.[0]?.message ?? 'allocating addresses';
+          waiting.push({ taskId: t.id, reason: `waiting for network addresses: ${why}` });
+          return false;
+        });
         const d = schedule({ nodes: s.list('node'), tasks, services: s.list('service') });
-        const ops = decisionsToOps(d, new Map(tasks.map((t) => [t.id, t])), new Date(now).toISOString());
+        d.pending.push(...waiting);
+        const ops = decisionsToOps(d, new Map(all.map((t) => [t.id, t])), new Date(now).toISOString());
         if (ops.length) {
           await this.commit(ops);
           continue;
@@ -93,6 +113,35 @@ export class Orchestration {
         this.kick();
       }
     }
+  }
+
+  private noteAllocErrors(errors: AllocationError[]): void {
+    const next = new Map<string, AllocationError[]>();
+    for (const e of errors) {
+      const l = next.get(e.id);
+      if (l) l.push(e);
+      else next.set(e.id, [e]);
+    }
+    for (const [id, l] of next) {
+      const before = this.allocErrors.get(id)?.map((e) => e.message).join('; ');
+      const now = l.map((e) => e.message).join('; ');
+      if (before !== now) this.log(`allocator: ${l[0]!.kind} ${id}: ${now}`);
+    }
+    this.allocErrors = next;
+  }
+
+  /** A network's allocation error is kept on the network (for `network inspect`); cleared once fixed. */
+  private networkErrorOps(errors: AllocationError[]): Op[] {
+    const ops: Op[] = [];
+    for (const n of this.m.store.list('network')) {
+      const msg = errors.filter((e) => e.kind === 'network' && e.id === n.id).map((e) => e.message).join('; ') || undefined;
+      if (msg === n.error) continue;
+      const { meta, ...obj } = n;
+      if (msg) obj.error = msg;
+      else delete obj.error;
+      ops.push({ op: 'update', kind: 'network', object: obj, version: meta.version });
+    }
+    return ops;
   }
 
   private async commit(ops: Op[]): Promise<boolean> {
@@ -126,7 +175,8 @@ export class Orchestration {
   assignments(nodeId: string): { tasks: Stored<'task'>[]; version: string } {
     const tasks = this.m.store.list('task').filter((t) => t.nodeId === nodeId && t.status.state !== 'new' && t.status.state !== 'pending');
     // Highest object version plus the count: changes on any update, and on a deletion too.
-    const version = `${tasks.reduce((v, t) => Math.max(v, t.meta.version), 0)}:${tasks.length}`;
+    // The node's ingress address is part of what it is told: a change wakes it too.
+    const version = `${tasks.reduce((v, t) => Math.max(v, t.meta.version), 0)}:${tasks.length}:${this.m.store.get('node', nodeId)?.ingressAddr ?? ''}`;
     return { tasks, version };
   }
 

@@ -7,15 +7,20 @@ import { Daemon, stripMeta } from './daemon.js';
 import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
 import { registerServiceRoutes } from './service-routes.js';
+import { registerNetworkRoutes } from './network-routes.js';
+import { parseUpstream } from './dns-feed.js';
 import type { NodeObject, Stored } from '../store/objects.js';
+import { DEFAULT_CERT_EXPIRY_MS, MIN_CERT_EXPIRY_MS, ROOT_VALIDITY_MS } from '../ca/pki.js';
+import { registerSecurityRoutes } from './security-routes.js';
 
 const addr = z.string().min(1).max(300);
 
 const InitBody = z.object({ advertiseAddr: addr.optional(), listenAddr: addr.optional(), forceNewCluster: z.boolean().optional() }).strict();
 const JoinBody = z.object({ remoteAddr: addr, token: z.string().min(1), advertiseAddr: addr.optional(), listenAddr: addr.optional() }).strict();
 const LeaveBody = z.object({ force: z.boolean().optional() }).strict();
-const ClusterJoinBody = z.object({ token: z.string(), nodeId: z.string().regex(/^[0-9a-z]{25}$/), hostname: z.string().min(1).max(255), addr }).strict();
-const AddManagerBody = z.object({ nodeId: z.string(), addr, clusterKey: z.string() }).strict();
+const pem = z.string().min(1).max(16_384);
+const ClusterJoinBody = z.object({ token: z.string(), nodeId: z.string().regex(/^[0-9a-z]{25}$/), hostname: z.string().min(1).max(255), addr, csr: pem }).strict();
+const AddManagerBody = z.object({ nodeId: z.string(), addr }).strict();
 const KeyState = z.object({ ids: z.array(z.string().max(16)).max(3), primary: z.string().max(16) }).strict();
 const labelKey = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'label keys are letters, digits, . _ - (at most 128)');
 const NodeUpdateBody = z
@@ -24,10 +29,9 @@ const NodeUpdateBody = z
     role: z.enum(['manager', 'worker']).optional(),
     labelAdd: z.record(labelKey, z.string().max(1024)).optional(),
     labelRm: z.array(labelKey).optional(),
-    clusterKey: z.string().optional(),
   })
   .strict();
-const NodeRmBody = z.object({ force: z.boolean().optional(), clusterKey: z.string().optional() }).strict();
+const NodeRmBody = z.object({ force: z.boolean().optional() }).strict();
 
 export interface NodeView {
   id: string;
@@ -81,6 +85,7 @@ const wrap = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => Promise.r
 export function registerRoutes(d: Daemon): void {
   const r = d.router;
   registerServiceRoutes(d);
+  registerNetworkRoutes(d);
 
   r.on('GET', '/v1/info', async () => {
     const c = d.identity.cluster;
@@ -88,6 +93,8 @@ export function registerRoutes(d: Daemon): void {
     return {
       nodeId: d.identity.nodeId,
       hostname: d.identity.hostname,
+      locked: d.locked,
+      certificate: d.sec.creds ? { role: d.sec.creds.info.role, serial: d.sec.creds.info.serial, notBefore: d.sec.creds.info.notBefore.toISOString(), notAfter: d.sec.creds.info.notAfter.toISOString() } : null,
       cluster: c ? { id: c.clusterId, role: c.role, advertiseAddr: c.advertiseAddr, managers: c.managers } : null,
       raft: st ? { leader: st.leader, role: st.role, term: st.term, commit: st.commit, applied: st.applied, voters: st.voters, learners: st.learners, reachable: st.reachable } : null,
     };
@@ -107,7 +114,7 @@ export function registerRoutes(d: Daemon): void {
     const role = z.enum(['worker', 'manager']).parse(req.params.role);
     const c = d.cluster();
     const secrets = d.secrets();
-    const tokens = { ...secrets.tokens, [role]: newToken(c.id) };
+    const tokens = { ...secrets.tokens, [role]: newToken(secrets.ca.cert) };
     await wrap(d.requireManager().propose([{ op: 'update', kind: 'cluster', object: { ...stripMeta(c), secrets: { ...secrets, tokens } }, version: c.meta.version }]));
     return { role, token: tokens[role] };
   });
@@ -128,12 +135,10 @@ export function registerRoutes(d: Daemon): void {
     'POST',
     '/v1/nodes/:id/update',
     async (req) => {
-      const body = NodeUpdateBody.parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
-      const { clusterKey: _k, ...change } = body;
+      const change = NodeUpdateBody.parse(req.body ?? {});
       return d.onLeader('POST', req.path, change, () => wrap(updateNode(d, req.params.id!, change)));
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   r.on(
@@ -141,19 +146,23 @@ export function registerRoutes(d: Daemon): void {
     '/v1/nodes/:id/rm',
     async (req) => {
       const body = NodeRmBody.parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
       return d.onLeader('POST', req.path, { force: body.force }, () => wrap(removeNode(d, req.params.id!, body.force ?? false)));
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   r.on(
     'POST',
     '/v1/swarm/spec',
     async (req) => {
-      const body = z.object({ heartbeatPeriodMs: z.number().int().min(100).max(60_000).optional(), gossipKeyRotationMs: z.number().int().min(60_000).optional(), clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
-      const { clusterKey: _k, ...change } = body;
+      const change = z
+        .object({
+          heartbeatPeriodMs: z.number().int().min(100).max(60_000).optional(),
+          gossipKeyRotationMs: z.number().int().min(60_000).optional(),
+          certExpiryMs: z.number().int().min(MIN_CERT_EXPIRY_MS, `the certificate expiry must be at least ${MIN_CERT_EXPIRY_MS / 1000} s`).max(ROOT_VALIDITY_MS).optional(),
+        })
+        .strict()
+        .parse(req.body ?? {});
       return d.onLeader('POST', req.path, change, async () => {
         for (let attempt = 0; ; attempt++) {
           const c = d.cluster();
@@ -166,7 +175,7 @@ export function registerRoutes(d: Daemon): void {
         }
       });
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   // ---- gossip ----
@@ -174,18 +183,41 @@ export function registerRoutes(d: Daemon): void {
     'POST',
     '/v1/swarm/rotate-gossip-key',
     async (req) => {
-      const body = z.object({ clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
+      z.object({}).strict().parse(req.body ?? {});
       return d.onLeader('POST', req.path, {}, async () => gossipKeyIds(await d.rotateGossipKey()), 40_000);
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   r.on('GET', '/v1/mesh/status', async () => {
     const st = d.gossip?.status();
     if (!st) throw new ApiError(503, 'no-gossip', d.identity.cluster ? 'gossip has not started yet (it starts with the first heartbeat that brings the keys)' : 'this node is not part of a cluster');
     const names = new Map((d.manager?.store.list('node') ?? []).map((n) => [n.id, n.hostname]));
-    return { ...st, self: d.identity.nodeId, members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })) };
+    return {
+      ...st,
+      self: d.identity.nodeId,
+      members: st.members.map((m) => ({ ...m, hostname: names.get(m.name) ?? (m.name === d.identity.nodeId ? d.identity.hostname : '') })),
+      overlay: d.networking?.health() ?? [],
+      dataplane: d.networking?.stats,
+    };
+  });
+
+  // The node's embedded DNS: what it holds and where it forwards (local socket only).
+  r.on('GET', '/v1/local/dns', async () => {
+    if (!d.dnsFeed) throw new ApiError(503, 'no-dns', 'the embedded DNS runs once the node is in a cluster');
+    return d.dnsFeed.dns.stats();
+  });
+  r.on('POST', '/v1/local/dns/upstreams', async (req) => {
+    const b = z.object({ upstreams: z.array(z.string().max(64)).max(8) }).strict().parse(req.body);
+    if (!d.dnsFeed) throw new ApiError(503, 'no-dns', 'the embedded DNS runs once the node is in a cluster');
+    let list;
+    try {
+      list = b.upstreams.map(parseUpstream);
+    } catch (e) {
+      throw new ApiError(400, 'invalid', (e as Error).message);
+    }
+    d.dnsFeed.dns.setUpstreams(list);
+    return { upstreams: list };
   });
 
   // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).
@@ -219,12 +251,10 @@ export function registerRoutes(d: Daemon): void {
     '/v1/configs/:name',
     async (req) => {
       const name = ConfigName.parse(req.params.name);
-      const body = ConfigBody.parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
-      const { clusterKey: _k, ...put } = body;
+      const put = ConfigBody.parse(req.body ?? {});
       return d.onLeader('PUT', req.path, put, () => wrap(putConfig(d, name, put)));
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   r.on('GET', '/v1/configs', async () => {
@@ -241,15 +271,14 @@ export function registerRoutes(d: Daemon): void {
     'POST',
     '/v1/configs/:name/rm',
     async (req) => {
-      const body = z.object({ clusterKey: z.string().optional() }).strict().parse(req.body ?? {});
-      if (req.via === 'remote') d.checkClusterKey(body);
+      z.object({}).strict().parse(req.body ?? {});
       return d.onLeader('POST', req.path, {}, async () => {
         const c = findConfig(d, req.params.name!);
         await wrap(d.requireManager().propose([{ op: 'delete', kind: 'config', id: c.id }]));
         return { removed: c.name };
       });
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   // ---- node to manager ----
@@ -260,7 +289,8 @@ export function registerRoutes(d: Daemon): void {
       const body = ClusterJoinBody.parse(req.body);
       return d.onLeader('POST', req.path, body, () => wrap(d.acceptJoin(body)));
     },
-    { remote: true },
+    // the one call (with the root CA) open to nodes without a certificate: the token is the credential
+    { access: 'anonymous' },
   );
 
   r.on(
@@ -268,13 +298,12 @@ export function registerRoutes(d: Daemon): void {
     '/v1/cluster/add-manager',
     async (req) => {
       const body = AddManagerBody.parse(req.body);
-      d.checkClusterKey(body);
       return d.onLeader('POST', req.path, body, async () => {
         await wrap(d.requireManager().addManager(body.nodeId, body.addr, 20_000));
         return { ok: true };
       });
     },
-    { remote: true },
+    { access: 'manager' },
   );
 
   const Report = z.object({ taskId: z.string().max(64), state: z.enum(['accepted', 'preparing', 'starting', 'running', 'complete', 'failed', 'shutdown', 'rejected']), message: z.string().max(2000).optional(), exitCode: z.number().int().optional(), err: z.string().max(4000).optional() }).strict();
@@ -284,12 +313,16 @@ export function registerRoutes(d: Daemon): void {
     '/v1/dispatcher/session',
     async (req) => {
       const body = SessionBody.parse(req.body);
+      // a worker speaks for itself only; managers forward their agents' sessions to the leader
+      if (req.peer && req.peer.role === 'worker' && req.peer.nodeId !== body.nodeId) throw new ApiError(403, 'forbidden', `node ${req.peer.nodeId} cannot hold a session for node ${body.nodeId}`);
       const m = d.requireManager();
       if (!m.store.get('node', body.nodeId)) throw new ApiError(404, 'unknown-node', `node ${body.nodeId} is not part of this cluster (was it removed?)`);
       return d.onLeader('POST', req.path, body, () => d.handleSession(body), body.waitMs + 5000);
     },
-    { remote: true },
+    { access: 'node' },
   );
+
+  registerSecurityRoutes(d);
 
 }
 
@@ -300,7 +333,6 @@ const ConfigBody = z
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     /** create: fail if it exists; update: fail if it does not; default: either */
     mode: z.enum(['create', 'update', 'upsert']).optional(),
-    clusterKey: z.string().optional(),
   })
   .strict();
 
@@ -363,7 +395,24 @@ async function removeNode(d: Daemon, ref: string, force: boolean): Promise<{ rem
   if (n.role === 'manager' && !force) throw new ApiError(409, 'manager', `node ${n.hostname} is a manager: demote it first (meshctl node demote ${n.hostname}), or use --force`);
   if (n.state === 'ready' && !force) throw new ApiError(409, 'live', `node ${n.hostname} is up (status Ready): stop it or make it leave first, or use --force`);
   if (n.role === 'manager') await m.removeManager(n.id);
-  await m.propose([{ op: 'delete', kind: 'node', id: n.id }]);
+  // The node object goes and, in the same transaction, the node joins the removed list: from the
+  // moment this commits every manager refuses its certificates (control/ca/authz.ts).
+  for (let attempt = 0; ; attempt++) {
+    const c = d.cluster();
+    const now = Date.now();
+    const removedNodes = Object.fromEntries(Object.entries(c.removedNodes ?? {}).filter(([, r]) => Date.parse(r.until) > now));
+    removedNodes[n.id] = { at: new Date(now).toISOString(), until: new Date(now + (c.spec.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS)).toISOString() };
+    try {
+      await m.propose([
+        { op: 'delete', kind: 'node', id: n.id },
+        { op: 'update', kind: 'cluster', object: { ...stripMeta(c), removedNodes }, version: c.meta.version },
+      ]);
+      break;
+    } catch (e) {
+      if (!(e instanceof ManagerError && e.code === 'conflict') || attempt >= 5) throw e;
+    }
+  }
   d.lastSeen.delete(n.id);
+  d.log(`node ${n.hostname} (${n.id}) removed: its certificate is refused from now on`);
   return { removed: n.id };
 }

@@ -50,10 +50,22 @@ function validate(input: unknown): ServiceSpec {
     if (e instanceof ConstraintError) throw new ApiError(400, 'invalid-spec', `task.placement.constraints: ${e.message}`);
     throw e;
   }
-  if (spec.networks.length) {
-    throw new ApiError(400, 'invalid-spec', `networks: network "${spec.networks[0]!.target}" not found (overlay networks arrive with the overlay issue)`);
-  }
   return spec;
+}
+
+/** Network targets become network ids (names are for people; ids survive a rename or re-creation). */
+function resolveNetworks(d: Daemon, spec: ServiceSpec): ServiceSpec {
+  const nets = d.requireManager().store.list('network');
+  const seen = new Set<string>();
+  const networks = spec.networks.map((n) => {
+    const found = nets.find((x) => x.id === n.target) ?? nets.find((x) => x.spec.name === n.target) ?? nets.filter((x) => x.id.startsWith(n.target))[0];
+    if (!found) throw new ApiError(404, 'not-found', `networks: network "${n.target}" not found (meshctl network ls lists them; meshctl network create ${n.target} makes one)`);
+    if (found.spec.ingress) throw new ApiError(400, 'invalid-spec', `networks: "${found.spec.name}" is the ingress network; a service joins it by publishing a port in ingress mode, not with --network`);
+    if (seen.has(found.id)) throw new ApiError(400, 'invalid-spec', `networks: "${found.spec.name}" is listed twice`);
+    seen.add(found.id);
+    return { ...n, target: found.id };
+  });
+  return { ...spec, networks };
 }
 
 function findService(d: Daemon, ref: string): Stored<'service'> {
@@ -108,7 +120,7 @@ export function taskRows(d: Daemon, s: Stored<'service'>): TaskRow[] {
     });
 }
 
-const wrap = <T>(p: Promise<T>): Promise<T> =>
+export const wrap = <T>(p: Promise<T>): Promise<T> =>
   p.catch((e: unknown) => {
     if (e instanceof ManagerError) {
       throw new ApiError(e.code === 'no-quorum' ? 503 : e.code === 'conflict' || e.code === 'exists' ? 409 : 400, e.code, e.message);
@@ -131,25 +143,31 @@ async function casService(d: Daemon, ref: string, change: (s: Stored<'service'>,
   }
 }
 
-const keyed = z.object({ clusterKey: z.string().optional() }).passthrough();
+const anyBody = z.object({}).passthrough();
 
-export function registerServiceRoutes(d: Daemon): void {
+export type RemoteWrite = (method: string, path: string, fn: (req: { params: Record<string, string>; body: Record<string, unknown> }) => Promise<unknown>) => void;
+
+/** A write route: callable remotely (with the cluster key until mutual TLS), run on the leader. */
+export function remoteWriter(d: Daemon): RemoteWrite {
   const r = d.router;
-  const remoteWrite = (method: string, path: string, fn: (req: { params: Record<string, string>; body: Record<string, unknown> }) => Promise<unknown>): void =>
+  return (method, path, fn) =>
     r.on(
       method,
       path,
       async (req) => {
-        const body = keyed.parse(req.body ?? {});
-        if (req.via === 'remote') d.checkClusterKey(body);
-        const { clusterKey: _k, ...rest } = body;
+        const rest = anyBody.parse(req.body ?? {});
         return d.onLeader(method, req.path, rest, () => wrap(fn({ params: req.params, body: rest })), 10_000);
       },
-      { remote: true },
+      { access: 'manager' },
     );
+}
+
+export function registerServiceRoutes(d: Daemon): void {
+  const r = d.router;
+  const remoteWrite = remoteWriter(d);
 
   remoteWrite('POST', '/v1/services', async ({ body }) => {
-    const spec = validate(body.spec);
+    const spec = resolveNetworks(d, validate(body.spec));
     const m = d.requireManager();
     if (m.store.list('service').some((s) => s.spec.name === spec.name)) throw new ApiError(409, 'exists', `a service named "${spec.name}" already exists (meshctl service update ${spec.name})`);
     const svc: ServiceObject = { id: newId(), spec, specVersion: 1 };
@@ -158,7 +176,7 @@ export function registerServiceRoutes(d: Daemon): void {
   });
 
   remoteWrite('POST', '/v1/services/:ref/update', async ({ params, body }) => {
-    const spec = validate(body.spec);
+    const spec = resolveNetworks(d, validate(body.spec));
     return casService(d, params.ref!, (s, at) => {
       if (spec.name !== s.spec.name) throw new ApiError(400, 'invalid-spec', `name: a service cannot be renamed (${s.spec.name} -> ${spec.name})`);
       return updateServiceSpec(s, spec, at);
@@ -218,12 +236,12 @@ export function registerServiceRoutes(d: Daemon): void {
     'POST',
     '/v1/agent/tasks/:id/logs',
     async (req) => {
-      const body = z.object({ agentKey: z.string().optional(), tail: z.number().int().min(0).optional() }).strict().parse(req.body ?? {});
-      if (req.via === 'remote') d.checkAgentKey(body.agentKey);
+      const body = z.object({ tail: z.number().int().min(0).optional() }).strict().parse(req.body ?? {});
       if (!d.agent) throw new ApiError(503, 'no-agent', 'this node runs no agent');
       return { logs: await d.agent.logs(req.params.id!, body.tail) };
     },
-    { remote: true },
+    // managers only: a worker has no business reading other nodes' task logs
+    { access: 'manager' },
   );
 
   r.on('GET', '/v1/services/:ref/tasks', async (req) => {

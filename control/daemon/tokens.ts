@@ -1,27 +1,16 @@
-// Join tokens: SWMTKN-1-<cluster digest>-<secret>. The digest lets a joining node check it reached the
-// cluster it meant to (with the PKI it becomes the root CA's digest); the secret proves the role.
+// Join tokens: SWMTKN-1-<digest of the root CA certificate>-<secret>. The digest lets a joining node
+// pin the cluster's CA before it trusts anything a manager says (control/ca/join.ts); the secret
+// proves the role. Tokens live only in the (encrypted) Raft store; a node forgets its token once
+// it has joined.
 import crypto from 'node:crypto';
+import { base36, caDigest } from '../ca/pki.js';
 
 export type TokenRole = 'worker' | 'manager';
 
 const TOKEN_RE = /^SWMTKN-1-([0-9a-z]{50})-([0-9a-z]{25})$/;
 
-function base36(bytes: Buffer, len: number): string {
-  let n = BigInt(`0x${bytes.toString('hex')}`);
-  let s = '';
-  while (s.length < len) {
-    s = (n % 36n).toString(36) + s;
-    n /= 36n;
-  }
-  return s;
-}
-
-export function clusterDigest(clusterId: string): string {
-  return base36(crypto.createHash('sha256').update(`meshd-cluster:${clusterId}`).digest(), 50);
-}
-
-export function newToken(clusterId: string): string {
-  return `SWMTKN-1-${clusterDigest(clusterId)}-${base36(crypto.randomBytes(20), 25)}`;
+export function newToken(caCertPem: string): string {
+  return `SWMTKN-1-${caDigest(caCertPem)}-${base36(crypto.randomBytes(20), 25)}`;
 }
 
 export function newId(): string {
@@ -40,9 +29,9 @@ export function parseToken(t: string): ParsedToken {
 }
 
 /** Which role a token grants in this cluster, or why it is refused. */
-export function checkToken(token: string, clusterId: string, tokens: Record<TokenRole, string>): TokenRole {
+export function checkToken(token: string, caCertPem: string, tokens: Record<TokenRole, string>): TokenRole {
   const p = parseToken(token);
-  if (p.digest !== clusterDigest(clusterId)) throw new Error('join token is for a different cluster (its digest does not match this cluster)');
+  if (p.digest !== caDigest(caCertPem)) throw new Error('join token is for a different cluster (its CA digest does not match this cluster\'s root CA)');
   for (const role of ['worker', 'manager'] as const) {
     const mine = parseToken(tokens[role]);
     if (crypto.timingSafeEqual(Buffer.from(mine.secret), Buffer.from(p.secret))) return role;

@@ -27,11 +27,13 @@ export async function startNodeDaemon(netns: string, hostname: string, flags: Da
   const dir = nodeRunDir(netns);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const log = fs.openSync(path.join(dir, 'meshd.log'), 'a');
-  const args = ['netns', 'exec', netns, process.execPath, MESHD, '--state-dir', path.join(dir, 'state'), '--socket', nodeSocketPath(netns), '--hostname', hostname, '--task-prefix', `${netns}-t-`];
+  // nsenter, not `ip netns exec`: the latter gives the daemon a private mount namespace, so the
+  // namespaces meshd creates (sandboxes, tasks) would not be visible under /run/netns outside it.
+  const args = [`--net=/run/netns/${netns}`, '--', process.execPath, MESHD, '--state-dir', path.join(dir, 'state'), '--socket', nodeSocketPath(netns), '--hostname', hostname, '--task-prefix', `${netns}-t-`];
   if (flags.electionMs) args.push('--election-ms', String(flags.electionMs));
   if (flags.tickMs) args.push('--tick-ms', String(flags.tickMs));
   if (flags.raftHeartbeatMs) args.push('--raft-heartbeat-ms', String(flags.raftHeartbeatMs));
-  const child = spawn('ip', args, { detached: true, stdio: ['ignore', log, log] });
+  const child = spawn('nsenter', args, { detached: true, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   child.unref();
   fs.writeFileSync(path.join(dir, 'meshd.pid'), String(child.pid));

@@ -86,8 +86,9 @@ export function planLab(o: LabOptions): LabPlan {
 
 /** Every namespace name a lab of this prefix may have made, any node count. */
 export function isLabNetns(prefix: string, name: string): boolean {
-  // node namespaces, and the namespaces of tasks those nodes' daemons ran (PREFIX-nN-t-ID)
-  return name === `${prefix}-ul` || new RegExp(`^${prefix}-n\\d+(-t-[A-Za-z0-9_.-]+)?$`).test(name);
+  // node namespaces, and what those nodes' daemons made: task namespaces (PREFIX-nN-t-ID), overlay
+  // sandboxes (PREFIX-nN-ov-VNI) and ingress sandboxes (PREFIX-nN-isbx)
+  return name === `${prefix}-ul` || new RegExp(`^${prefix}-n\\d+(-t-[A-Za-z0-9_.-]+|-ov-\\d+|-isbx)?$`).test(name);
 }
 
 /** Accepts "n2", "2" or "PREFIX-n2". */

@@ -7,10 +7,11 @@ import { Wal } from '../raft/wal.js';
 import { MemoryStorage } from '../raft/storage.js';
 import { decodeConfChange, type NodeId } from '../raft/types.js';
 import { Store } from '../store/store.js';
+import type { Cipher } from '../ca/seal.js';
 
-export function forceNewCluster(stateDir: string, self: NodeId, addr: string): { index: number; term: number } {
+export function forceNewCluster(stateDir: string, self: NodeId, addr: string, cipher?: Cipher): { index: number; term: number } {
   const dir = path.join(stateDir, 'raft');
-  const { wal, recovered } = Wal.open(dir);
+  const { wal, recovered } = Wal.open(dir, cipher);
   try {
     const old = recovered.storage;
     const store = new Store();
@@ -39,7 +40,7 @@ export function forceNewCluster(stateDir: string, self: NodeId, addr: string): {
     fresh.setHardState({ term: Math.max(old.hardState.term, term) + 1, vote: '', commit: index });
     wal.saveSnapshot(s);
     wal.rewrite(fresh);
-    fs.writeFileSync(path.join(dir, 'members.json'), JSON.stringify(members));
+    fs.writeFileSync(path.join(dir, 'members.json'), JSON.stringify(members), { mode: 0o600 });
     return { index, term };
   } finally {
     wal.close();

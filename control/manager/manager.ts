@@ -38,7 +38,8 @@ import { RawNode, type Ready } from '../raft/node.js';
 import { Wal } from '../raft/wal.js';
 import { bootstrapStorage, type MemoryStorage } from '../raft/storage.js';
 import { decodeConfChange, msg, type ConfState, type Entry, type HardState, type Message, type NodeId } from '../raft/types.js';
-import { RaftTransport } from '../transport/raft-peers.js';
+import { RaftTransport, type Dialer } from '../transport/raft-peers.js';
+import type { Cipher } from '../ca/seal.js';
 import { Store, type ApplyResult } from '../store/store.js';
 import { encodeCommand, type Op } from '../store/commands.js';
 
@@ -56,6 +57,10 @@ export interface ManagerOptions {
   peers?: Record<NodeId, string>;
   /** Entries between snapshots of the store. */
   snapshotEvery?: number;
+  /** Seals the WAL and snapshots (the node's data key); plain when absent (tests, benchmarks). */
+  cipher?: Cipher;
+  /** How Raft connections to peers are made (meshd: mutual TLS). */
+  dial?: Dialer;
   log?: (msg: string) => void;
 }
 
@@ -112,12 +117,15 @@ export class Manager {
   constructor(private readonly o: ManagerOptions) {
     this.snapshotEvery = o.snapshotEvery ?? 10_000;
     this.log = o.log ?? (() => undefined);
-    this.transport = new RaftTransport({
-      onMessage: (m) => this.onMessage(m),
-      onUnreachable: (peer) => {
-        if (!this.stopped) this.node.reportUnreachable(peer);
+    this.transport = new RaftTransport(
+      {
+        onMessage: (m) => this.onMessage(m),
+        onUnreachable: (peer) => {
+          if (!this.stopped) this.node.reportUnreachable(peer);
+        },
       },
-    });
+      o.dial,
+    );
   }
 
   get id(): NodeId {
@@ -131,7 +139,7 @@ export class Manager {
   start(): void {
     const dir = path.join(this.o.stateDir, 'raft');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { wal, recovered } = Wal.open(dir);
+    const { wal, recovered } = Wal.open(dir, this.o.cipher);
     if (recovered.truncatedAt !== undefined) this.log(`raft: cut a torn WAL tail at byte ${recovered.truncatedAt}`);
     this.wal = wal;
     this.storage = recovered.storage;
@@ -173,7 +181,7 @@ export class Manager {
 
   private saveMembers(): void {
     const tmp = `${this.membersFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.members));
+    fs.writeFileSync(tmp, JSON.stringify(this.members), { mode: 0o600 });
     fs.renameSync(tmp, this.membersFile);
   }
 

@@ -7,6 +7,11 @@
 //   snap  latest snapshot: [u32 length][u32 crc32][u64 index][u64 term][u32 confLen][conf json][data],
 //         replaced atomically (write temp file, fsync, rename, fsync directory)
 //
+// Encryption at rest: given a Cipher (the node's data key), every record's payload and the snapshot's
+// body are sealed (XChaCha20-Poly1305, random nonce) before framing, so the length and CRC cover the
+// sealed bytes and torn-tail recovery works exactly as without encryption. A record whose CRC holds
+// but which does not open is not a torn write: it is a wrong key or tampering, and opening fails.
+//
 // One Ready is one durable write (group commit): the log is opened with O_DSYNC where the platform
 // has it, so write() returns only once the data (and the file size) is on disk, the same guarantee
 // as write() + fdatasync() but in one system call and, for saveAsync(), one trip to the thread pool
@@ -22,11 +27,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { MemoryStorage } from './storage.js';
+import type { Cipher } from '../ca/seal.js';
 import { EMPTY_HARD_STATE, RaftError, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
 
 const KIND_ENTRY = 1;
 const KIND_HARD = 2;
 const KIND_RESET = 3;
+/** First byte of a sealed record: a reader without the key stops with an error, never truncates. */
+const SEALED = 0x80;
 const HEADER = 8;
 const MAX_RECORD = 256 << 20;
 
@@ -46,6 +54,10 @@ function crc32(b: Uint8Array): number {
   return zlib.crc32(b) >>> 0;
 }
 
+/** Seals a payload (or passes it through when the WAL is not encrypted). */
+type Sealer = (p: Buffer) => Buffer;
+const plain: Sealer = (p) => p;
+
 function frame(payload: Buffer): Buffer {
   const h = Buffer.allocUnsafe(HEADER);
   h.writeUInt32LE(payload.length, 0);
@@ -61,35 +73,35 @@ function r64(b: Buffer, off: number): number {
   return Number(b.readBigUInt64LE(off));
 }
 
-function encodeEntry(e: Entry): Buffer {
+function encodeEntry(e: Entry, seal: Sealer): Buffer {
   const p = Buffer.allocUnsafe(18 + e.data.length);
   p[0] = KIND_ENTRY;
   u64(p, 1, e.index);
   u64(p, 9, e.term);
   p[17] = e.type === 'conf' ? 1 : 0;
   p.set(e.data, 18);
-  return frame(p);
+  return frame(seal(p));
 }
 
-function encodeHard(h: HardState): Buffer {
+function encodeHard(h: HardState, seal: Sealer): Buffer {
   const vote = Buffer.from(h.vote, 'utf8');
   const p = Buffer.allocUnsafe(17 + vote.length);
   p[0] = KIND_HARD;
   u64(p, 1, h.term);
   u64(p, 9, h.commit);
   vote.copy(p, 17);
-  return frame(p);
+  return frame(seal(p));
 }
 
-function encodeReset(index: number, term: number): Buffer {
+function encodeReset(index: number, term: number, seal: Sealer): Buffer {
   const p = Buffer.allocUnsafe(17);
   p[0] = KIND_RESET;
   u64(p, 1, index);
   u64(p, 9, term);
-  return frame(p);
+  return frame(seal(p));
 }
 
-function encodeSnapshot(s: Snapshot): Buffer {
+function encodeSnapshot(s: Snapshot, seal: Sealer): Buffer {
   const conf = Buffer.from(JSON.stringify(s.meta.conf), 'utf8');
   const p = Buffer.allocUnsafe(20 + conf.length + s.data.length);
   u64(p, 0, s.meta.index);
@@ -97,15 +109,17 @@ function encodeSnapshot(s: Snapshot): Buffer {
   p.writeUInt32LE(conf.length, 16);
   conf.copy(p, 20);
   p.set(s.data, 20 + conf.length);
-  return frame(p);
+  return frame(seal(p));
 }
 
-function decodeSnapshot(b: Buffer): Snapshot | null {
+function decodeSnapshot(b: Buffer, open: Sealer): Snapshot | null {
   if (b.length < HEADER) return null;
   const len = b.readUInt32LE(0);
-  if (len < 20 || HEADER + len !== b.length) return null;
-  const p = b.subarray(HEADER);
-  if (crc32(p) !== b.readUInt32LE(4)) return null;
+  if (HEADER + len !== b.length) return null;
+  const sealed = b.subarray(HEADER);
+  if (crc32(sealed) !== b.readUInt32LE(4)) return null;
+  const p = open(sealed);
+  if (p.length < 20) return null;
   const confLen = p.readUInt32LE(16);
   if (20 + confLen > p.length) return null;
   const conf = JSON.parse(p.subarray(20, 20 + confLen).toString('utf8')) as ConfState;
@@ -141,23 +155,43 @@ export class Wal {
   private closing = false;
   private closed = false;
 
+  private readonly seal: Sealer;
+
   private constructor(
     readonly dir: string,
     fd: number,
     size: number,
+    cipher: Cipher | undefined,
   ) {
     this.fd = fd;
     this.size = size;
+    this.seal = cipher ? (p) => Buffer.concat([Buffer.of(SEALED), cipher.seal(p)]) : plain;
   }
 
-  /** Open (or create) the WAL in `dir`, recovering the persisted state and cutting any torn tail. */
-  static open(dir: string): { wal: Wal; recovered: Recovered } {
-    fs.mkdirSync(dir, { recursive: true });
+  /**
+   * Open (or create) the WAL in `dir`, recovering the persisted state and cutting any torn tail.
+   * With a cipher, records and the snapshot are sealed with it (see the top of this file).
+   */
+  static open(dir: string, cipher?: Cipher): { wal: Wal; recovered: Recovered } {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const open: Sealer = cipher
+      ? (p) => {
+          if (p[0] !== SEALED) throw new RaftError(`wal: ${dir} is not encrypted (written without a data key); refusing to mix plaintext and sealed records`);
+          try {
+            return cipher.open(p.subarray(1));
+          } catch (e) {
+            throw new RaftError(`wal: ${dir} does not decrypt with this node's data key (${(e as Error).message}); it was written with another key or altered`);
+          }
+        }
+      : (p) => {
+          if (p[0] === SEALED) throw new RaftError(`wal: ${dir} is encrypted: it can only be opened with the node's data key`);
+          return p;
+        };
     const walPath = path.join(dir, 'wal');
     const snapPath = path.join(dir, 'snap');
     let snap: Snapshot | null = null;
     if (fs.existsSync(snapPath)) {
-      snap = decodeSnapshot(fs.readFileSync(snapPath));
+      snap = decodeSnapshot(fs.readFileSync(snapPath), open);
       // the snapshot file is replaced atomically, so a bad one is real corruption, not a torn write
       if (!snap) throw new RaftError(`corrupt snapshot file ${snapPath}`);
     }
@@ -175,16 +209,19 @@ export class Wal {
         truncatedAt = off;
         break;
       }
-      const len = buf.readUInt32LE(off);
+      let len = buf.readUInt32LE(off);
+      const storedLen = len;
       if (len < 1 || len > MAX_RECORD || off + HEADER + len > buf.length) {
         truncatedAt = off;
         break;
       }
-      const p = buf.subarray(off + HEADER, off + HEADER + len);
-      if (crc32(p) !== buf.readUInt32LE(off + 4)) {
+      const stored = buf.subarray(off + HEADER, off + HEADER + len);
+      if (crc32(stored) !== buf.readUInt32LE(off + 4)) {
         truncatedAt = off;
         break;
       }
+      const p = open(stored);
+      len = p.length;
       const kind = p[0];
       if (kind === KIND_ENTRY && len >= 18) {
         const e: Entry = { index: r64(p, 1), term: r64(p, 9), type: p[17] === 1 ? 'conf' : 'normal', data: new Uint8Array(p.subarray(18)) };
@@ -213,7 +250,7 @@ export class Wal {
         truncatedAt = off;
         break;
       }
-      off += HEADER + len;
+      off += HEADER + storedLen;
     }
     if (truncatedAt !== undefined) {
       fs.truncateSync(walPath, truncatedAt);
@@ -238,7 +275,7 @@ export class Wal {
     const size = fs.fstatSync(fd).size;
     fsyncDir(dir); // make the file's creation durable too
     const recovered: Recovered = truncatedAt === undefined ? { storage } : { storage, truncatedAt };
-    return { wal: new Wal(dir, fd, size), recovered };
+    return { wal: new Wal(dir, fd, size, cipher), recovered };
   }
 
   /** Persist one Ready: snapshot file first, then all records with a single write and fsync. */
@@ -303,10 +340,10 @@ export class Wal {
     const parts: Buffer[] = [];
     if (b.snapshot) {
       this.saveSnapshot(b.snapshot);
-      parts.push(encodeReset(b.snapshot.meta.index, b.snapshot.meta.term));
+      parts.push(encodeReset(b.snapshot.meta.index, b.snapshot.meta.term, this.seal));
     }
-    for (const e of b.entries) parts.push(encodeEntry(e));
-    if (b.hardState) parts.push(encodeHard(b.hardState));
+    for (const e of b.entries) parts.push(encodeEntry(e, this.seal));
+    if (b.hardState) parts.push(encodeHard(b.hardState, this.seal));
     if (!parts.length) return null;
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
@@ -315,9 +352,9 @@ export class Wal {
   saveSnapshot(s: Snapshot): void {
     if (this.closing) throw new RaftError('wal: saveSnapshot after close');
     const tmp = path.join(this.dir, 'snap.tmp');
-    const fd = fs.openSync(tmp, 'w');
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
-      const b = encodeSnapshot(s);
+      const b = encodeSnapshot(s, this.seal);
       let done = 0;
       while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done);
       fs.fsyncSync(fd);
@@ -341,11 +378,11 @@ export class Wal {
     this.checkIdle('rewrite');
     const first = storage.firstIndex();
     const baseTerm = storage.term(first - 1) ?? 0;
-    const parts = [encodeReset(first - 1, baseTerm), ...storage.allEntries().map(encodeEntry), encodeHard(storage.hardState)];
+    const parts = [encodeReset(first - 1, baseTerm, this.seal), ...storage.allEntries().map((e) => encodeEntry(e, this.seal)), encodeHard(storage.hardState, this.seal)];
     if (first - 1 === 0) parts.shift();
     const tmp = path.join(this.dir, 'wal.tmp');
     const buf = Buffer.concat(parts);
-    const fd = fs.openSync(tmp, 'w');
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       let done = 0;
       while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done);

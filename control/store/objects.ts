@@ -17,8 +17,13 @@ export interface ClusterObject {
   spec: ClusterSpec;
   /** Gossip keys (base64, oldest first) and which is primary; rotated by the leader. */
   gossip?: { keys: string[]; primary: number; rotatedAt: string };
-  /** Join tokens and the managers' shared key (encrypted at rest with the security issue). */
-  secrets?: { tokens: { worker: string; manager: string }; clusterKey: string; agentKey?: string };
+  /**
+   * Join tokens, the root CA (its key signs node certificates) and, with autolock on, the unlock key.
+   * Only managers hold the store, and its WAL and snapshots are encrypted at rest.
+   */
+  secrets?: { tokens: { worker: string; manager: string }; ca: { cert: string; key: string }; unlockKey?: string };
+  /** Removed nodes: their certificates issued up to `at` are refused; entries go after `until`. */
+  removedNodes?: Record<string, { at: string; until: string }>;
 }
 
 export interface ClusterSpec {
@@ -29,6 +34,8 @@ export interface ClusterSpec {
   heartbeatTickMs: number;
   /** How often the leader rotates the gossip key (Swarm: 12 h). */
   gossipKeyRotationMs?: number;
+  /** Lifetime of node certificates (Swarm: 90 days); nodes renew at 50-80% of it. */
+  certExpiryMs?: number;
 }
 
 export interface NodeObject {
@@ -42,6 +49,11 @@ export interface NodeObject {
   state: NodeState;
   /** Managers: the Raft member id (equal to the node id) and reachability as the leader sees it. */
   manager?: { raftAddr: string; reachable?: boolean };
+  /**
+   * The node's own address on the ingress network (its ingress sandbox), from the allocator: the
+   * routing mesh forwards through it and overlay health probes are sent from and to it.
+   */
+  ingressAddr?: string;
 }
 
 /** A named blob (like `docker config`, but updatable in place, like a Kubernetes ConfigMap). */
@@ -108,6 +120,10 @@ export type UpdateState = 'updating' | 'paused' | 'completed' | 'rollback_starte
 export interface ServiceObject {
   id: string;
   spec: ServiceSpec;
+  /** from the allocator: one VIP per attached network (and ingress when published there); VIP mode only */
+  endpointVips?: EndpointVip[];
+  /** from the allocator: ingress-mode ports this service owns cluster-wide (published 0 resolved) */
+  endpointPorts?: PortConfig[];
   /** the spec before the last update: what `service rollback` returns to */
   previousSpec?: ServiceSpec;
   /** bumps on every spec change; tasks record the version they were made from */
@@ -137,14 +153,56 @@ export interface TaskObject {
   createdAt: string;
 }
 
+// ---- overlay networks ----
+
+export interface NetworkSpec {
+  name: string;
+  driver: 'overlay';
+  /** CIDR, e.g. "10.1.2.0/24"; absent: carved from the default address pool */
+  subnet?: string;
+  /** inside subnet; absent: the first host address */
+  gateway?: string;
+  /** CIDR inside subnet: task and VIP addresses come only from here */
+  ipRange?: string;
+  /** standalone tasks (`meshctl run --network`) may join */
+  attachable: boolean;
+  encrypted: boolean;
+  mtu?: number;
+  labels: Record<string, string>;
+  /** the routing mesh's network (one per cluster); default subnet 10.255.0.0/16 */
+  ingress?: boolean;
+}
+
+/** Filled in by the allocator, then never changed while the network exists. */
+export interface NetworkAllocation {
+  vni: number;
+  subnet: string;
+  gateway: string;
+}
+
+export interface NetworkObject {
+  id: string;
+  spec: NetworkSpec;
+  allocated?: NetworkAllocation;
+  /** why the allocator could not allocate it (pool exhausted, overlap): shown by `network inspect` */
+  error?: string;
+}
+
+/** A service VIP on one network (plain address; the network's subnet gives the prefix). */
+export interface EndpointVip {
+  network: string; // network id
+  addr: string;
+}
+
 export interface KindMap {
   cluster: ClusterObject;
+  network: NetworkObject;
   node: NodeObject;
   config: ConfigObject;
   service: ServiceObject;
   task: TaskObject;
 }
 export type Kind = keyof KindMap;
-export const KINDS: readonly Kind[] = ['cluster', 'node', 'config', 'service', 'task'];
+export const KINDS: readonly Kind[] = ['cluster', 'node', 'config', 'network', 'service', 'task'];
 
 export type Stored<K extends Kind> = KindMap[K] & { meta: Meta };

@@ -99,6 +99,7 @@ export class Store {
   private static uniqueName(kind: Kind, o: KindMap[Kind]): string | undefined {
     if (kind === 'service') return (o as KindMap['service']).spec?.name;
     if (kind === 'config') return (o as KindMap['config']).name;
+    if (kind === 'network') return (o as KindMap['network']).spec?.name;
     return undefined;
   }
 

@@ -5,7 +5,12 @@
 // the socket cannot keep up or the peer is down, messages are dropped and the peer is reported
 // unreachable. Raft tolerates loss (it retries from its own state), so dropping is safe and bounded
 // memory is not negotiable.
+//
+// In meshd every connection is mutual TLS (the daemon's dialer, control/ca/tls.ts): the dialer checks
+// that the peer is the manager it meant, the listener that the caller is a manager, and inbound
+// messages must come from the node the connection's certificate names.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.js';
 import { encodeMessage, decodeMessage } from './raft-codec.js';
 import { frame, FrameReader } from './framing.js';
@@ -22,6 +27,11 @@ export interface RaftTransportEvents {
   onMessage(m: Message): void;
   onUnreachable(peer: NodeId): void;
 }
+
+/** Opens the connection to a peer (plain TCP by default; meshd dials mutual TLS). */
+export type Dialer = (host: string, port: number, peer: NodeId) => net.Socket;
+
+const plainDial: Dialer = (host, port) => net.connect({ host, port, noDelay: true });
 
 export interface TransportStats {
   sent: number;
@@ -52,17 +62,20 @@ class Peer {
   private connect(): void {
     if (this.sock || this.closed) return;
     const [host, port] = splitHostPort(this.addr);
-    const s = net.connect({ host, port, noDelay: true });
+    const s = this.t.dial(host, port, this.id);
+    s.setNoDelay(true);
     this.sock = s;
     this.connected = false;
     s.write(RAFT_PREAMBLE);
     const timer = setTimeout(() => s.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
     timer.unref();
-    s.on('connect', () => {
+    const up = (): void => {
       clearTimeout(timer);
       this.connected = true;
       this.backoff = RECONNECT_MIN_MS;
-    });
+    };
+    // a TLS dialer's socket is up once the handshake is done
+    s.on(s instanceof tls.TLSSocket ? 'secureConnect' : 'connect', up);
     const gone = (): void => {
       clearTimeout(timer);
       if (this.sock !== s) return;
@@ -119,7 +132,10 @@ export class RaftTransport {
   private inbound = new Set<net.Socket>();
   readonly stats: TransportStats = { sent: 0, received: 0, dropped: 0, decodeErrors: 0 };
 
-  constructor(private readonly events: RaftTransportEvents) {}
+  constructor(
+    private readonly events: RaftTransportEvents,
+    readonly dial: Dialer = plainDial,
+  ) {}
 
   setPeer(id: NodeId, addr: string): void {
     const p = this.peers.get(id);
@@ -158,8 +174,11 @@ export class RaftTransport {
     for (const id of unreachable) this.events.onUnreachable(id);
   }
 
-  /** An inbound connection whose preamble was already read; `rest` is what followed it. */
-  accept(sock: net.Socket, rest: Buffer): void {
+  /**
+   * An inbound connection whose preamble was already read; `rest` is what followed it. With `from`
+   * (the authenticated peer), messages claiming another sender are dropped.
+   */
+  accept(sock: net.Socket, rest: Buffer, from?: NodeId): void {
     this.inbound.add(sock);
     sock.setNoDelay(true);
     const reader = new FrameReader();
@@ -177,6 +196,10 @@ export class RaftTransport {
         try {
           m = decodeMessage(f);
         } catch {
+          this.stats.decodeErrors++;
+          continue;
+        }
+        if (from !== undefined && m.from !== from) {
           this.stats.decodeErrors++;
           continue;
         }

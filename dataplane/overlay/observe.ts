@@ -26,7 +26,7 @@ export function observe(o: ObserveOptions): Observed {
   // Only vxlan devices with our prefix: other prefixed host objects (egress bridge...) are not ours here.
   state.hostLinks = o.host.links().filter((l) => l.kind === 'vxlan' && l.name.startsWith(`${o.prefix}-`)).map((l) => l.name);
 
-  const sandboxes = listNetns().filter((n) => n.startsWith(sandboxPrefix(o.prefix)));
+  const sandboxes = listNetns().filter((n) => n.startsWith(sandboxPrefix(o.prefix)) && netnsExists(n));
   for (const ns of sandboxes) state.netns[ns] = readNs(o.open(ns), true, links);
   for (const ns of o.taskNetns) if (!state.netns[ns] && netnsExists(ns)) state.netns[ns] = readNs(o.open(ns), false, links);
 

@@ -15,6 +15,12 @@ export interface ReconcileOptions {
   prefix: string;
   /** namespace of the underlay (where VXLAN sockets live); default: the one meshd runs in */
   underlayNetns?: string;
+  /**
+   * Task namespaces whose interfaces are known to match the desired state (applied by an earlier
+   * pass, nothing changed since): taken as desired instead of dumped, so a pass costs O(sandboxes),
+   * not O(tasks). The caller re-observes everything now and then to catch drift.
+   */
+  trusted?: ReadonlySet<string>;
 }
 
 export interface ReconcileResult {
@@ -61,8 +67,25 @@ export function reconcile(desired: NodeState, opts: ReconcileOptions): Reconcile
   };
   let result: ReconcileResult;
   try {
-    const taskNetns = Object.entries(desired.netns).filter(([, n]) => !n.owned).map(([k]) => k);
+    const trusted = opts.trusted ?? new Set<string>();
+    const taskNetns = Object.entries(desired.netns).filter(([k, n]) => !n.owned && !trusted.has(k)).map(([k]) => k);
     const actual = observe({ prefix: opts.prefix, host, taskNetns, open: rtnl });
+    for (const ns of trusted) {
+      const want = desired.netns[ns];
+      if (want && !want.owned) actual.state.netns[ns] = structuredClone(want);
+    }
+    if (trusted.size) {
+      // sandbox ends of veths into trusted namespaces: paired if the kernel says they have a peer
+      for (const [sbx, st] of Object.entries(actual.state.netns)) {
+        if (!st.owned) continue;
+        const raw = new Map((actual.links.get(sbx) ?? []).map((l) => [l.name, l]));
+        for (const [name, l] of Object.entries(st.links)) {
+          const want = desired.netns[sbx]?.links[name]?.peer;
+          if (l.kind !== 'veth' || l.peer || !want || raw.get(name)?.peerIndex === undefined) continue;
+          if (trusted.has(want.slice(0, want.lastIndexOf('/')))) l.peer = want;
+        }
+      }
+    }
     const steps = diff(actual.state, desired);
 
     const linkSteps = new Map<string, Step[]>();

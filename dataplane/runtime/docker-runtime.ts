@@ -158,6 +158,14 @@ export class DockerRuntime implements TaskRuntime {
       ...(req.service !== undefined ? { service: req.service } : {}),
     });
     await this.attachRunning(entry, true);
+    if (req.prepare) {
+      try {
+        await req.prepare(entry.info.netns);
+      } catch (err) {
+        await this.remove(req.id).catch(() => undefined);
+        throw err;
+      }
+    }
     return { ...entry.info };
   }
 

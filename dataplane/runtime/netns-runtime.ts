@@ -172,6 +172,7 @@ export class NetnsRuntime implements TaskRuntime {
         r.close();
       }
       rec.netnsId = netnsIdOfFile(netnsPath(ns));
+      if (req.prepare) await req.prepare(ns);
       const child = await this.spawnTask(entry, argv, { PATH: DEFAULT_PATH, ...taskEnv(req, hostname) });
       entry.child = child;
       const pid = child.pid!;

@@ -29,6 +29,12 @@ export interface StartRequest {
   hostsFile?: string;
   /** hostname inside the task; default the first 12 characters of the ID (as Docker does) */
   hostname?: string;
+  /**
+   * Called with the task's namespace name once it exists: the agent attaches the task's networks
+   * here. netns runtime: before the command runs, so the task starts with its interfaces. docker:
+   * just after the container starts (Docker makes the namespace only then). A throw fails the start.
+   */
+  prepare?: (netns: string) => Promise<void>;
 }
 
 export type TaskRunState = 'running' | 'exited';

@@ -275,7 +275,7 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
   return make_int(env, j.fd);
 }
 
-// socketOpen(nsPath|null, "udp"|"tcp", address, port, backlog) -> fd, bound (and listening for tcp)
+// socketOpen(nsPath|null, "udp"|"tcp"|"icmp", address, port, backlog) -> fd, bound (and listening for tcp)
 static napi_value socket_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -295,8 +295,13 @@ static napi_value socket_open(napi_env env, napi_callback_info info) {
   } else if (strcmp(kind, "tcp") == 0) {
     j.type = SOCK_STREAM;
     j.backlog = backlog > 0 ? backlog : 511;
+  } else if (strcmp(kind, "icmp") == 0) {
+    // ICMP echo probes (overlay health) from inside a namespace: raw, bound to the source address.
+    if (fam != AF_INET) return throw_type(env, "socketOpen: icmp sockets are IPv4");
+    j.type = SOCK_RAW;
+    j.protocol = IPPROTO_ICMP;
   } else {
-    return throw_type(env, "socketOpen: kind must be 'udp' or 'tcp'");
+    return throw_type(env, "socketOpen: kind must be 'udp', 'tcp' or 'icmp'");
   }
   if (run_ns_job(&j) != 0) {
     char obj[640];

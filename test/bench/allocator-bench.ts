@@ -30,7 +30,7 @@ function apply(input: AllocateInput, ops: readonly AllocatorOp[]): AllocateInput
   for (const o of ops) {
     if (o.kind === 'network') nets.set(o.object.id, o.object);
     else if (o.kind === 'service') svcs.set(o.object.id, o.object);
-    else tasks.set(o.object.id, o.object);
+    else if (o.kind === 'task') tasks.set(o.object.id, o.object);
   }
   return { networks: [...nets.values()], services: [...svcs.values()], tasks: [...tasks.values()] };
 }

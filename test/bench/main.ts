@@ -8,6 +8,8 @@ import { meshSimBench } from './mesh-sim.js';
 import { meshFuzzBench } from './mesh-fuzz.js';
 import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
+import { dnsPerfBench } from './dns-perf.js';
+import { overlayBench } from './overlay-bench.js';
 import { lbBench } from './lb-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +30,12 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   mesh: meshSimBench,
   'mesh-fuzz': meshFuzzBench,
   dns: script('./dns-resolver.js'),
+  'dns-fuzz': script('./dns-fuzz.js'),
+  'dns-perf': dnsPerfBench,
   scheduler: schedulerBench,
   services: servicesBench,
   allocator: allocatorBench,
+  overlay: overlayBench,
   lb: lbBench,
 };
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { allocate } from '../../../control/allocator/allocate.js';
 import type { TaskObject } from '../../../control/store/objects.js';
-import { net, port, svc, task, World } from './fixtures.js';
+import { net, node, port, svc, task, World } from './fixtures.js';
 
 const A = { vni: 4096, subnet: '10.0.0.0/24', gateway: '10.0.0.1' };
 const B = { vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1' };
@@ -150,6 +150,26 @@ t.test('ingress: published services get a VIP on ingress and unstarted tasks an 
   t.same(allocate(w.input()), { ops: [], errors: [] });
   const r2 = allocate({ networks: [net('na', {}, A)], services: [svc('web', ['na'], { ports: [port(8080)] })], tasks: [] });
   t.match(r2.errors, [{ id: 'web', field: 'endpoint.ports', message: /need the ingress network/ }]);
+});
+
+t.test('nodes get one ingress address each, kept, never shared with tasks or VIPs; a clash is repaired', async (t) => {
+  const w = new World({
+    networks: [net('ing', { name: 'ingress', ingress: true }, ING)],
+    services: [svc('web', [], { ports: [port(8080)] })],
+    tasks: [task('t1', 'web', [])],
+    nodes: [node('n1'), node('n2', '10.255.0.9'), node('n3', '10.255.0.9')],
+  });
+  const r = allocate(w.input());
+  t.same(r.errors, []);
+  w.apply(r.ops);
+  t.equal(w.nodes.get('n2')!.ingressAddr, '10.255.0.9', 'kept');
+  const held = [w.nodes.get('n1')!.ingressAddr, w.nodes.get('n3')!.ingressAddr, w.services.get('web')!.endpointVips![0]!.addr, w.tasks.get('t1')!.networks[0]!.addresses[0]];
+  t.equal(new Set([...held, '10.255.0.9']).size, 5, `all distinct: ${held.join(' ')}`);
+  t.same(allocate(w.input()), { ops: [], errors: [] }, 'steady');
+  t.same(allocate({ networks: [], services: [], tasks: [], nodes: [node('n1')] }), { ops: [], errors: [] }, 'no ingress network: no node addresses');
+  const tiny = net('ing', { name: 'ingress', ingress: true, subnet: '10.255.0.0/30' }, { vni: 4098, subnet: '10.255.0.0/30', gateway: '10.255.0.1' });
+  const r3 = allocate({ networks: [tiny], services: [], tasks: [], nodes: [node('a'), node('b')] });
+  t.match(r3.errors, [{ kind: 'node', id: 'b', message: /exhausted/ }]);
 });
 
 t.test('compare-and-set: ops carry the version read', async (t) => {

@@ -1,5 +1,5 @@
 // Builders for allocator tests, and a tiny in-memory store that applies the pass's ops.
-import type { PortConfig, TaskObject, TaskState } from '../../../control/store/objects.js';
+import type { NodeObject, PortConfig, TaskObject, TaskState } from '../../../control/store/objects.js';
 import type { AllocatorOp, AllocService, NetworkObject, NetworkSpec } from '../../../control/allocator/types.js';
 
 const AT = '2026-01-01T00:00:00.000Z';
@@ -39,22 +39,25 @@ export class World {
   networks = new Map<string, NetworkObject>();
   services = new Map<string, AllocService>();
   tasks = new Map<string, TaskObject>();
+  nodes = new Map<string, NodeObject>();
 
-  constructor(o: { networks?: NetworkObject[]; services?: AllocService[]; tasks?: TaskObject[] } = {}) {
+  constructor(o: { networks?: NetworkObject[]; services?: AllocService[]; tasks?: TaskObject[]; nodes?: NodeObject[] } = {}) {
     for (const n of o.networks ?? []) this.networks.set(n.id, n);
     for (const s of o.services ?? []) this.services.set(s.id, s);
     for (const t of o.tasks ?? []) this.tasks.set(t.id, t);
+    for (const n of o.nodes ?? []) this.nodes.set(n.id, n);
   }
 
-  input(): { networks: NetworkObject[]; services: AllocService[]; tasks: TaskObject[] } {
-    return { networks: [...this.networks.values()], services: [...this.services.values()], tasks: [...this.tasks.values()] };
+  input(): { networks: NetworkObject[]; services: AllocService[]; tasks: TaskObject[]; nodes: NodeObject[] } {
+    return { networks: [...this.networks.values()], services: [...this.services.values()], tasks: [...this.tasks.values()], nodes: [...this.nodes.values()] };
   }
 
   apply(ops: readonly AllocatorOp[]): void {
     for (const o of ops) {
       if (o.kind === 'network') this.networks.set(o.object.id, o.object);
       else if (o.kind === 'service') this.services.set(o.object.id, o.object);
-      else this.tasks.set(o.object.id, o.object);
+      else if (o.kind === 'task') this.tasks.set(o.object.id, o.object);
+      else this.nodes.set(o.object.id, o.object);
     }
   }
 
@@ -73,4 +76,10 @@ export class World {
     }
     return m;
   }
+}
+
+export function node(id: string, ingressAddr?: string): NodeObject {
+  const n: NodeObject = { id, hostname: id, role: 'worker', availability: 'active', labels: {}, addr: '198.18.0.1:2377', state: 'ready' };
+  if (ingressAddr) n.ingressAddr = ingressAddr;
+  return n;
 }

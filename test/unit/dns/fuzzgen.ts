@@ -24,12 +24,22 @@ export class Rng {
   }
 }
 
-const NAMES = ['web', 'WEB.', 'tasks.web', 'db', 'big', 'web.1.webtask1', 'www', 'nosuch', 'example.com', '2.1.0.10.in-addr.arpa', '', 'a.b.c.d.e.f.g'];
-const TYPES = [TYPE.A, TYPE.AAAA, TYPE.PTR, TYPE.ANY, TYPE.SRV, TYPE.NS, TYPE.OPT, 0, 65535];
+const NAMES = ['web', 'WEB.', 'tasks.web', 'db', 'database', 'tasks.db', 'big', 'tasks.BIG', 'web.1.webtask1', 'www', 'web-primary',
+  'nosuch', 'example.com', '2.1.0.10.in-addr.arpa', '11.1.0.10.in-addr.arpa', '99.1.0.10.in-addr.arpa', '21.2.0.10.in-addr.arpa',
+  '1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.0.0.0.0.0.d.f.ip6.arpa', '', 'com', 'a.b.c.d.e.f.g', 'x'.repeat(63)];
+const TYPES = [TYPE.A, TYPE.A, TYPE.AAAA, TYPE.PTR, TYPE.ANY, TYPE.SRV, TYPE.NS, TYPE.SOA, TYPE.OPT, 0, 65535];
 
 export function seedQuery(r: Rng): Buffer {
-  const edns = r.int(2) ? { payload: r.pick([0, 512, 1232, 4096, 65535]), dnssecOk: r.int(2) === 1, version: r.int(8) === 0 ? 1 : 0 } : undefined;
-  return buildQuery({ id: r.int(65536), name: r.pick(NAMES), type: r.pick(TYPES), qclass: r.pick([1, 1, 1, 3, 255, 0]), ...(edns ? { edns } : {}) });
+  const edns = r.int(2) ? { payload: r.pick([0, 512, 1232, 1800, 4096, 65535]), dnssecOk: r.int(2) === 1, version: r.int(16) === 0 ? 1 : 0 } : undefined;
+  const q = buildQuery({ id: r.int(65536), name: r.pick(NAMES), type: r.pick(TYPES), qclass: r.pick([1, 1, 1, 1, 3, 255, 0]), rd: r.int(4) !== 0, ...(edns ? { edns } : {}) });
+  // Now and then an EDNS option (cookie-sized) in the OPT, fixing its RDLENGTH.
+  if (edns && r.int(4) === 0) {
+    const opt = Buffer.from([0, 10, 0, 8, ...Array.from({ length: 8 }, () => r.int(256))]);
+    const out = Buffer.concat([q, opt]);
+    out.writeUInt16BE(opt.length, q.length - 2);
+    return out;
+  }
+  return q;
 }
 
 function mutate(r: Rng, b: Buffer): Buffer {
@@ -68,8 +78,11 @@ function mutate(r: Rng, b: Buffer): Buffer {
   return out;
 }
 
-/** One fuzz packet: a quarter pure random bytes, the rest mutated valid queries. */
+/** One fuzz packet: a quarter pure random bytes, a quarter valid queries of many shapes (so every
+ * answer path is encoded: truncation, rotation, PTR, NODATA, BADVERS), half mutated valid queries. */
 export function fuzzPacket(r: Rng): Buffer {
-  if (r.int(4) === 0) return Buffer.from(Array.from({ length: r.int(r.int(8) === 0 ? 5000 : 80) }, () => r.int(256)));
+  const k = r.int(4);
+  if (k === 0) return Buffer.from(Array.from({ length: r.int(r.int(8) === 0 ? 5000 : 80) }, () => r.int(256)));
+  if (k === 1) return seedQuery(r);
   return mutate(r, seedQuery(r));
 }

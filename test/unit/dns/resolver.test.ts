@@ -201,8 +201,52 @@ t.test('a VIP-mode service without a VIP yet and a dnsrr service without tasks: 
   }
 });
 
-t.test('bad table input is rejected where it is set, not at query time', async (t) => {
-  const tb = new DnsTable();
-  tb.setService({ id: 'a', name: 'x', mode: 'vip', networks: [{ network: 'n', vips: ['not-an-ip'], aliases: [] }] });
-  t.throws(() => tb.snapshot(), TypeError);
+t.test('bad table input is rejected where it is set, never at query time', async (t) => {
+  const tb = fixtureTable();
+  const v0 = tb.current;
+  t.throws(() => tb.setService({ id: 'a', name: 'x', mode: 'vip', networks: [{ network: 'n', vips: ['not-an-ip'], aliases: [] }] }), TypeError);
+  t.throws(() => tb.setTask({ id: 't', serviceId: 'svc-web', slot: 9, networks: [{ network: NET.app, addresses: ['10.0.1.256'], aliases: [] }] }), /task t/);
+  t.throws(() => tb.setService({ id: 'b', name: 'x'.repeat(64), mode: 'vip', networks: [] }), /63 octets/);
+  t.throws(() => tb.setService({ id: 'c', name: 'ok', mode: 'vip', networks: [{ network: 'n', vips: [], aliases: ['a..b'] }] }), /empty label/);
+  t.throws(() => tb.setTask({ id: 'y'.repeat(70), serviceId: 'svc-web', slot: 1, networks: [] }), /63 octets/);
+  t.throws(() => tb.setNetwork({ id: 'n', name: 'n', subnets: ['10.0.0.0/33'] }), /CIDR/);
+  t.equal(tb.current, v0, 'nothing changed');
+  t.same(ask(tb.snapshot(), [NET.app], 'web', A).addresses, ['10.0.1.2'], 'the table still answers');
+  // A task name that only fails once combined with its service's name (over 255 octets) costs that
+  // service its names, not the node its DNS.
+  const long = 'l'.repeat(63);
+  tb.setService({ id: 'svc-long', name: `${long}.${long}.${long}`, mode: 'dnsrr', networks: [{ network: NET.app, vips: [], aliases: [] }] });
+  tb.setTask({ id: 'z'.repeat(63), serviceId: 'svc-long', slot: 1, networks: [{ network: NET.app, addresses: ['10.0.1.77'], aliases: [] }] });
+  const snap2 = tb.snapshot();
+  t.equal(snap2.skipped, 1);
+  t.same(ask(snap2, [NET.app], 'web', A).addresses, ['10.0.1.2']);
+});
+
+t.test('setting an equal record is a no-op that keeps the cache; replaceAll syncs exactly', async (t) => {
+  const tb = fixtureTable();
+  const s0 = tb.snapshot();
+  const v0 = tb.current;
+  // Fresh but equal objects, as a feeder rebuilding from gossip would pass them.
+  t.notOk(tb.setService(JSON.parse(JSON.stringify({ id: 'svc-db', name: 'db', mode: 'dnsrr', networks: [{ network: NET.back, vips: [], aliases: ['database', 'db.internal.corp'] }] }))));
+  t.notOk(tb.setTask({ id: 'dbtask1', serviceId: 'svc-db', slot: 1, networks: [{ network: NET.back, addresses: ['10.0.2.21'], aliases: [] }] }));
+  t.notOk(tb.setNetwork({ id: NET.app, name: 'app', subnets: ['10.0.1.0/24'] }));
+  t.equal(tb.current, v0, 'no version bump');
+  t.equal(tb.snapshot(), s0, 'no rebuild');
+  t.ok(tb.setTask({ id: 'dbtask1', serviceId: 'svc-db', slot: 1, networks: [{ network: NET.back, addresses: ['10.0.2.29'], aliases: [] }] }), 'a real change');
+  t.ok(tb.current > v0);
+  const tb2 = new DnsTable();
+  t.ok(tb2.replaceAll([{ id: 'n', name: 'n', subnets: [] }], [{ id: 's', name: 'svc', mode: 'dnsrr', networks: [{ network: 'n', vips: [], aliases: [] }] }],
+    [1, 2, 3].map((i) => ({ id: `t${i}`, serviceId: 's', slot: i, networks: [{ network: 'n', addresses: [`10.1.0.${i}`], aliases: [] }] }))));
+  t.same(sorted(ask(tb2.snapshot(), ['n'], 'svc', A).addresses), ['10.1.0.1', '10.1.0.2', '10.1.0.3']);
+  const same = (): Parameters<DnsTable['replaceAll']> => [[{ id: 'n', name: 'n', subnets: [] }], [{ id: 's', name: 'svc', mode: 'dnsrr', networks: [{ network: 'n', vips: [], aliases: [] }] }],
+    [1, 3].map((i) => ({ id: `t${i}`, serviceId: 's', slot: i, networks: [{ network: 'n', addresses: [`10.1.0.${i}`], aliases: [] }] }))];
+  t.ok(tb2.replaceAll(...same()), 't2 gone');
+  t.same(sorted(ask(tb2.snapshot(), ['n'], 'svc', A).addresses), ['10.1.0.1', '10.1.0.3']);
+  t.notOk(tb2.replaceAll(...same()), 'the same state again: no change');
+  const bad = same();
+  bad[2] = [...bad[2], { id: 't9', serviceId: 's', slot: 9, networks: [{ network: 'n', addresses: ['bogus'], aliases: [] }] }];
+  bad[2] = [...bad[2]].filter((x) => x.id !== 't1');
+  t.throws(() => tb2.replaceAll(...bad), TypeError);
+  t.same(sorted(ask(tb2.snapshot(), ['n'], 'svc', A).addresses), ['10.1.0.1', '10.1.0.3'], 'a refused replaceAll changes nothing');
+  t.same(tb2.size, { networks: 1, services: 1, tasks: 2 });
 });

@@ -40,8 +40,8 @@ export function loopbackAddress(): string {
   return `127.0.${Math.floor(Math.random() * 200) + 20}.${Math.floor(Math.random() * 200) + 20}`;
 }
 
-export async function startTestResolver(opts: { dead?: boolean } = {}): Promise<TestResolver> {
-  const address = loopbackAddress();
+export async function startTestResolver(opts: { dead?: boolean; address?: string } = {}): Promise<TestResolver> {
+  const address = opts.address ?? loopbackAddress();
   const udp = dgram.createSocket('udp4');
   const seen = { udp: [] as string[], tcp: [] as string[] };
   await new Promise<void>((ok) => udp.bind(0, address, ok));
