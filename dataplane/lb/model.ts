@@ -129,6 +129,8 @@ export interface ApplyResult {
   writes: number;
   flushed: number;
   ms: number;
+  /** of ms, the time spent flushing connections of removed backends */
+  flushMs?: number;
 }
 
 /**

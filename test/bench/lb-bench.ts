@@ -43,6 +43,7 @@ export interface LbTimes {
   incremental: number;
   /** one backend removed, its tracked connections flushed (conntrack) */
   removal: number;
+  flushMs: number;
   noop: number;
   observe: number;
 }
@@ -65,7 +66,8 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     const ips = Object.keys(next.frontends[key]!.backends);
     delete next.frontends[key]!.backends[ips[0]!];
     const rmChanges = plan(next, await be.observe());
-    const removal = await time(() => be.apply(rmChanges));
+    let flushMs = 0;
+    const removal = await time(async () => { flushMs = (await be.apply(rmChanges)).flushMs ?? 0; });
     be.close();
     const again = openBackend(kind, NS);
     let observe = 0;
@@ -79,7 +81,7 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     });
     if (again.writes !== 0) throw new Error('restart wrote to the kernel');
     again.close();
-    out.push({ full, incremental, removal, noop, observe });
+    out.push({ full, incremental, removal, flushMs, noop, observe });
   }
   deleteNetns(NS);
   return out;
@@ -131,7 +133,7 @@ function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: { f
   const f: Figure[] = [
     { name: `lb ${kind}: program ${size} from empty`, value: med('full'), unit: 'ms' },
     { name: `lb ${kind}: one backend added at ${size}`, value: med('incremental'), unit: 'ms' },
-    { name: `lb ${kind}: one backend removed + conntrack flush`, value: med('removal'), unit: 'ms' },
+    { name: `lb ${kind}: one backend removed + conntrack flush`, value: med('removal'), unit: 'ms', note: `flush ${med('flushMs').toFixed(0)} ms` },
     { name: `lb ${kind}: restart, nothing to do (0 writes)`, value: med('noop'), unit: 'ms', note: `observe ${med('observe').toFixed(0)} ms` },
   ];
   if (peer?.length) {
@@ -148,7 +150,9 @@ export async function lbBench(): Promise<Figure[]> {
   const out = figures('nftables', n, m, await measureOurs('nftables', n, m, rounds), nftByHand(n, m, rounds), 'nft -f by hand');
   // IPVS: inside the vm tier's VM when one can run here (never set up from a bench).
   const script = fileURLToPath(new URL('../../../test/vm/microvm.sh', import.meta.url));
-  if (process.env.LB_BENCH_IPVS !== '0' && spawnSync('bash', [script, 'check']).status === 0) {
+  if (process.env.LB_BENCH_IPVS === '0') {
+    out.push({ name: 'lb ipvs: skipped (LB_BENCH_IPVS=0)', value: 0, unit: '' });
+  } else if (spawnSync('bash', [script, 'check']).status === 0) {
     const ni = Number(process.env.LB_BENCH_IPVS_SERVICES ?? 1000);
     const self = fileURLToPath(import.meta.url);
     const r = spawnSync('bash', [script, 'run', '-t', '600', '-e', `LB_BENCH_IPVS_SERVICES=${ni}`, '-e', `LB_BENCH_BACKENDS=${m}`, '--', `node ${self} --ipvs-in-vm`], { encoding: 'utf8', env: { ...process.env, MESH_VM_QUIET: '1' } });

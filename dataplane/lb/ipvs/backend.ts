@@ -199,8 +199,10 @@ export class IpvsBackend implements LbBackend {
     const snat = new Map<number, string>();
     for (const [k, f] of Object.entries(final.frontends)) if (f.snat !== undefined && marks.has(k)) snat.set(marks.get(k)!, f.snat);
     this.last = { marks: { tableExists: true, base: true, marks, snat, problems: [] }, services, stale: [], state: final, problems: [] };
+    const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
-    return { writes: this.writes - w0, flushed, ms: performance.now() - t0 };
+    const flushMs = performance.now() - tf;
+    return { writes: this.writes - w0, flushed, ms: performance.now() - t0, flushMs };
   }
 
   async clear(): Promise<void> {

@@ -71,8 +71,10 @@ export class NftBackend implements LbBackend {
       for (const [ip, w] of Object.entries(final.frontends[k]?.backends ?? {})) if (w === 0) drainKeys.add(`${k} ${ip}`);
     }
     this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
+    const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
-    return { writes: 1, flushed, ms: performance.now() - t0 };
+    const flushMs = performance.now() - tf;
+    return { writes: 1, flushed, ms: performance.now() - t0, flushMs };
   }
 
   async clear(): Promise<void> {
