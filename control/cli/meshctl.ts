@@ -6,6 +6,7 @@ import { configCommand } from './config-commands.js';
 import { networkCommand } from './network-commands.js';
 import { meshCommand } from './mesh-commands.js';
 import { serviceCommand } from './service-commands.js';
+import { runCommands } from './run-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(serviceCommand(target));
   program.addCommand(configCommand(target));
   program.addCommand(networkCommand(target));
+  for (const c of runCommands(target)) program.addCommand(c);
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());
   try {
