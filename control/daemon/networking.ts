@@ -104,6 +104,8 @@ export class NodeNetworking {
    * brought them yet: a restart never removes an entry only to add it back */
   private readonly adoptUntil = Date.now() + ADOPT_MS;
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
+  /** the endpoint records of the last pass, per network (for `debug dataplane`) */
+  lastSeen: ReadonlyMap<string, readonly EndpointRecord[]> = new Map();
   /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
   onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
 
@@ -477,7 +479,16 @@ export class NodeNetworking {
     return t.networks.map((e) => e.network).filter((id) => this.networks.get(id)?.spec.ingress !== true);
   }
 
+  publishedServices(): readonly PublishedService[] {
+    return this.published;
+  }
+
+  ingressNetworkId(): string | undefined {
+    return this.ingressNetwork()?.id;
+  }
+
   private finish(t0: number, writes: number, errors: string[], seen: Map<string, EndpointRecord[]>): void {
+    this.lastSeen = seen;
     this.stats.lastWrites = writes;
     this.stats.writes += writes;
     this.stats.lastMs = performance.now() - t0;

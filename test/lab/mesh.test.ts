@@ -100,6 +100,10 @@ t.test('an ingress port answers on every node, and 600 requests reach every repl
   t.equal(failed, 0, 'no request failed');
   t.equal(count.size, 2, `both replicas answered: ${JSON.stringify(Object.fromEntries(count))}`);
   for (const [task, n] of count) t.ok(n >= 150, `${task}: ${n} of 600 (fair share 300, at least half)`);
+  const dbg = JSON.parse(await ok('debug', 'dataplane', 'web', '--format', 'json')) as { problems: string[]; ingress: { kernel: Record<string, number> | null }[]; hostDnat: string[] };
+  t.same(dbg.problems, [], 'debug dataplane on n1 finds no problem');
+  t.equal(Object.keys(dbg.ingress[0]?.kernel ?? {}).length, 2, 'and reads both backends back from the kernel');
+  t.equal(dbg.hostDnat.length, 1, 'and the node DNAT of 8080');
 });
 
 t.test('host mode answers only on nodes with a task; a taken port is refused naming its owner', async (t) => {
@@ -142,6 +146,10 @@ t.test('a killed task: traffic moves to the other replica, no failure after the 
 });
 
 t.test('unpublish closes the port everywhere', async (t) => {
+  await ok('service', 'scale', 'web=0');
+  const dbg = JSON.parse(await ok('debug', 'dataplane', 'web', '--format', 'json')) as { problems: string[] };
+  t.match(dbg.problems.join('\n'), /no task of "web" is running/, 'with no replica, debug dataplane says why the port refuses');
+  await ok('service', 'scale', 'web=2');
   await ok('publish', '--rm', 'web', '8080');
   for (const n of NODES) await until(`8080 closed on ${n}`, 10_000, async () => ((await get(addr(n), 8080, 1000)).error ? true : undefined));
   t.pass('no node answers 8080 any more');
