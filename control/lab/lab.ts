@@ -153,6 +153,10 @@ export async function labDown(prefix: string, progress: Progress = () => undefin
   let killed = 0;
   for (const ns of found.netns) killed += await killNetnsProcesses(ns);
   if (killed) progress(`stopped ${killed} processes`);
+  // A daemon stopped mid-pass may have made a sandbox after the first listing: list again.
+  const again = findLabObjects(prefix).netns.filter((ns) => !found.netns.includes(ns));
+  for (const ns of again) await killNetnsProcesses(ns);
+  found.netns.push(...again);
   const removedNetns: string[] = [];
   for (const ns of found.netns) if (deleteNetns(ns)) removedNetns.push(ns);
   for (const ns of found.netns) removeNodeRunDir(ns);
