@@ -11,9 +11,10 @@ rc=$?
 echo "$t0 $(cut -d' ' -f1 /proc/uptime)" >"$V/t_provision"
 echo "$rc" >"$V/provision.rc.tmp" && mv "$V/provision.rc.tmp" "$V/provision.rc"
 mkdir -p "$V/exec"
-# A sleep without a fork per turn (forks are slow under emulation): read with a timeout on a pipe
+# A sleep without a fork per turn (forks are slow under emulation): read with a timeout on a FIFO
 # nobody writes to.
-exec {idle}<> <(:)
+mkfifo /run/mvc-agent.idle
+exec {idle}<>/run/mvc-agent.idle
 while [ ! -e /run/mvc/stop ]; do
   for f in "$V"/exec/*.sh; do
     [ -e "$f" ] || continue
