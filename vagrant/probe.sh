@@ -102,7 +102,7 @@ if [ $rc = 0 ]; then row PASS deploy "$SVC" "$REPLICAS replicas on $NET: $(print
 # On a node: a task of the service (its process carries MESH_TASK_NAME), DNS tasks.SVC from inside
 # its namespace, then the probe from there against every address.
 eastwest="pid=''; for p in \$(pgrep -f 'workload.js http --port 80'); do tr '\\0' '\\n' </proc/\$p/environ 2>/dev/null | grep -q '^MESH_TASK_NAME=$SVC\\.' && { pid=\$p; break; }; done
-[ -n \"\$pid\" ] || { echo 'no task of $SVC on this node'; exit 3; }
+[ -n \"\$pid\" ] || { echo \"no task of $SVC on this node (workloads: \$(pgrep -af 'workload.js' | cut -c1-120 | tr '\\n' ';'))\"; exit 3; }
 ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | sort | tr '\\n' ' ')
 [ -n \"\$ips\" ] || { echo 'DNS gave no address for tasks.$SVC'; exit 4; }
 nsenter --net=/proc/\$pid/ns/net -- node \$(dirname \$(readlink -f \$(command -v meshd)))/../dist/test/probe/cli.js --proto http --port 80 -n 2 --timeout 5000 --min-replicas 1 --format json \$ips"
@@ -112,7 +112,7 @@ if [ $rc = 0 ]; then
   wait
   for i in "${!names[@]}"; do
     rc=$(cat "$tmp/$i.rc"); o=$(cat "$tmp/$i.out")
-    if [ "$rc" = 3 ]; then row SKIP overlay "${names[$i]}" "no task of $SVC here"; continue; fi
+    if [ "$rc" = 3 ]; then row SKIP overlay "${names[$i]}" "$(printf '%s' "$o" | tail -n 1 | cut -c1-300)"; continue; fi
     d=$(printf '%s' "$o" | node -e 'let b="";process.stdin.on("data",(d)=>(b+=d)).on("end",()=>{try{const r=JSON.parse(b);const n=Object.keys(r.overall.replicas).length;process.stdout.write(n+" "+r.overall.ok+"/"+r.overall.attempts+" answered by "+n+" replicas over the overlay, p50 "+(r.overall.latencyMs?.p50??NaN).toFixed(1)+" ms")}catch{process.stdout.write("0 "+b.slice(-200).replace(/\n/g," "))}})')
     if [ "$rc" = 0 ] && [ "${d%% *}" = "$REPLICAS" ]; then row PASS overlay "${names[$i]}" "${d#* }"; else row FAIL overlay "${names[$i]}" "rc $rc: ${d#* }"; fi
   done
