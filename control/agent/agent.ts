@@ -134,7 +134,7 @@ export class Agent {
       this.report(t.id, 'preparing');
       this.local.set(t.id, { runtime: rt, stopping: false });
       this.report(t.id, 'starting');
-      const name = `${t.serviceId.slice(0, 12)}.${t.slot || t.nodeId?.slice(0, 12) || ''}`;
+      const name = t.attachment ? t.attachment.name : `${t.serviceId.slice(0, 12)}.${t.slot || t.nodeId?.slice(0, 12) || ''}`;
       const info: TaskInfo = await rt.start({
         id: t.id,
         name,

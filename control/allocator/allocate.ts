@@ -174,7 +174,7 @@ export function allocate(input: AllocateInput): AllocateResult {
   // 4. task addresses: one per network the task is on, for tasks that are to run
   const svc = new Map(services.map((s) => [s.id, s]));
   for (const t of tasks) {
-    if (!holdsAddresses(t) || t.desiredState !== 'running' || !svc.has(t.serviceId)) continue;
+    if (!holdsAddresses(t) || t.desiredState !== 'running' || (!svc.has(t.serviceId) && !t.attachment)) continue;
     const r = redo.get(t.id);
     const addIngress = ingress !== undefined && UNSTARTED.has(t.status.state) && (ports.owned.get(t.serviceId) ?? []).length > 0 &&
       !t.networks.some((e) => resolve(e.network) === ingress.net.id);

@@ -6,6 +6,8 @@ import { configCommand } from './config-commands.js';
 import { networkCommand } from './network-commands.js';
 import { meshCommand } from './mesh-commands.js';
 import { serviceCommand } from './service-commands.js';
+import { runCommands } from './run-commands.js';
+import { publishCommand } from './publish-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
@@ -24,6 +26,8 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(serviceCommand(target));
   program.addCommand(configCommand(target));
   program.addCommand(networkCommand(target));
+  for (const c of runCommands(target)) program.addCommand(c);
+  program.addCommand(publishCommand(target));
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());
   try {

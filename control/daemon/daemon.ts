@@ -6,7 +6,7 @@ import os from 'node:os';
 import http from 'node:http';
 import type tls from 'node:tls';
 import { Router, ApiError } from '../api/http.js';
-import { call } from '../api/client.js';
+import { call, ClientError } from '../api/client.js';
 import { ControlListener } from '../transport/listener.js';
 import { splitHostPort } from '../transport/raft-peers.js';
 import { Manager, ManagerError } from '../manager/manager.js';
@@ -247,13 +247,15 @@ export class Daemon {
     this.gossip = undefined;
     this.orch?.stop();
     this.orch = undefined;
+    // Stopping without leaving: the networking stops first, so that the agent closing its runtimes
+    // (no tasks visible any more) cannot trigger a pass that would tear the dataplane down.
+    if (!graceful) this.networking?.close();
     if (this.agent) {
       if (graceful) await this.agent.removeAll();
       await this.agent.close();
     }
     this.agent = undefined;
     if (graceful) this.networking?.teardown();
-    else this.networking?.close();
     this.networking = undefined;
     await this.dnsFeed?.close();
     this.dnsFeed = undefined;
@@ -779,6 +781,26 @@ export class Daemon {
       this.hbIndex++; // fail over to the next manager
       throw e;
     }
+  }
+
+  /** A call to the managers from this node (any manager; it forwards to the leader), over mutual TLS. */
+  async callManagers<T>(method: string, apiPath: string, body: unknown, timeoutMs = 10_000): Promise<T> {
+    const c = this.identity.cluster;
+    if (!c) throw new ApiError(400, 'not-in-cluster', 'this node is not part of a cluster (meshctl swarm join first)');
+    const list = Object.values(c.managers);
+    let last: unknown;
+    for (let i = 0; i < list.length; i++) {
+      const addr = list[(this.hbIndex + i) % list.length]!;
+      const [host, port] = splitHostPort(addr);
+      try {
+        return await call<T>(this.sec.managerTarget(host, port, addr), method, apiPath, body, timeoutMs);
+      } catch (e) {
+        last = e;
+        // the manager answered (with an error): pass its status and words on
+        if (e instanceof ClientError && e.status > 0) throw new ApiError(e.status, e.code, e.message);
+      }
+    }
+    throw last ?? new ApiError(503, 'no-manager', 'no manager is known to this node');
   }
 
   /** Leader: a session call from an agent (or from this node's own agent). */

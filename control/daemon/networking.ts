@@ -10,7 +10,7 @@
 // nothing), so meshd restarts, lost events and crashes all converge the same way.
 import fs from 'node:fs';
 import path from 'node:path';
-import { desiredState, macFromIp, reconcile, type LocalAttachment, type OverlayNetwork, type RemoteEndpoint } from '../../dataplane/overlay/index.js';
+import { desiredState, macFromIp, observe, reconcile, sandboxName, type LocalAttachment, type OverlayNetwork, type RemoteEndpoint } from '../../dataplane/overlay/index.js';
 import { EgressAddresses, reconcileEgress, removeEgress, type EgressConfig } from '../../dataplane/overlay/egress.js';
 import { OverlayProber, type PeerHealth } from '../../dataplane/probe/overlay-health.js';
 import { createNetns, deleteNetns, netnsExists, Rtnl } from '../../dataplane/netlink/index.js';
@@ -26,6 +26,7 @@ const SYNC_SETTLE_MS = 300;
 /** ... or, for a network nobody else is known to be in, this long */
 const SYNC_ALONE_MS = 4000;
 const FULL_OBSERVE_MS = 30_000;
+const ADOPT_MS = 10_000;
 
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
@@ -87,6 +88,9 @@ export class NodeNetworking {
   /** task namespace -> the attachments last applied to it (trusted until they change) */
   private applied = new Map<string, string>();
   private lastFullObserve = 0;
+  /** until then (after a start), remote entries already in the kernel are kept even if gossip has not
+   * brought them yet: a restart never removes an entry only to add it back */
+  private readonly adoptUntil = Date.now() + ADOPT_MS;
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
   /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
   onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
@@ -97,6 +101,8 @@ export class NodeNetworking {
     // a periodic pass: repairs drift (someone removed an entry by hand) even when nothing else happens
     this.resync = setInterval(() => this.schedule(), FULL_OBSERVE_MS);
     this.resync.unref();
+    // once the adoption window closes, entries nobody vouched for go
+    setTimeout(() => this.schedule(), ADOPT_MS + 50).unref();
   }
   private resync: NodeJS.Timeout;
 
@@ -185,6 +191,11 @@ export class NodeNetworking {
         const addr = e.addresses[0];
         if (!n?.allocated || !addr) return;
         attachments.push({ taskId, networkId: n.id, netns, ifname: `eth${i}`, cidr: `${addr}/${n.allocated.subnet.split('/')[1]}` });
+        if (t.attachment) {
+          // a standalone task: its name resolves to it (as a container name does on an attachable network)
+          publish(n.id, { kind: 'task', task: taskId, service: taskId, serviceName: t.attachment.name, mode: 'dnsrr', slot: 0, node: this.o.nodeId, ip: addr, vtep: this.o.underlay, aliases: [] });
+          return;
+        }
         if (!svc) return;
         const vip = svc.vips.find((v) => v.network === n.id)?.addr;
         publish(n.id, {
@@ -295,6 +306,13 @@ export class NodeNetworking {
       return errors;
     }
     const nets = [...this.networks.values()].map((n) => this.overlayNet(n)).filter((n): n is OverlayNetwork => n !== undefined);
+    if (now < this.adoptUntil) {
+      try {
+        remotes.push(...this.kernelRemotes(nets, remotes));
+      } catch (e) {
+        errors.push(`overlay: reading existing entries: ${(e as Error).message}`);
+      }
+    }
     try {
       const desired = desiredState({ node: { underlayAddress: this.o.underlay, underlayMtu: this.mtu(), prefix: this.o.prefix }, networks: nets, attachments, remotes });
       // Task namespaces whose attachments did not change since a clean pass are not dumped again;
@@ -337,6 +355,31 @@ export class NodeNetworking {
     this.probe(ingress, seen);
     this.finish(t0, writes, errors, seen);
     return errors;
+  }
+
+  /** Remote endpoints the kernel already holds that gossip has not (yet) told us about. */
+  private kernelRemotes(nets: readonly OverlayNetwork[], known: readonly RemoteEndpoint[]): RemoteEndpoint[] {
+    const have = new Set(known.map((r) => `${r.networkId}/${r.ip}`));
+    const byNs = new Map(nets.map((n) => [sandboxName(this.o.prefix, n.vni), n.id]));
+    const host = Rtnl.open();
+    const opened: Rtnl[] = [];
+    try {
+      const seen = observe({ prefix: this.o.prefix, host, taskNetns: [], open: (ns) => { const r = Rtnl.open(ns); opened.push(r); return r; } });
+      const out: RemoteEndpoint[] = [];
+      for (const [ns, st] of Object.entries(seen.state.netns)) {
+        const netId = byNs.get(ns);
+        if (!netId) continue;
+        const vtepOf = new Map(Object.entries(st.fdb));
+        for (const [ip, mac] of Object.entries(st.neigh)) {
+          const vtep = vtepOf.get(mac);
+          if (vtep && !have.has(`${netId}/${ip}`)) out.push({ networkId: netId, ip, mac, vtep });
+        }
+      }
+      return out;
+    } finally {
+      for (const r of opened) r.close();
+      host.close();
+    }
   }
 
   /** The networks a task resolves names on: its own, in order, without the ingress network. */

@@ -8,6 +8,7 @@ import { ManagerError } from '../manager/manager.js';
 import { gossipKeyIds } from './gossip.js';
 import { registerServiceRoutes } from './service-routes.js';
 import { registerNetworkRoutes } from './network-routes.js';
+import { registerAttachmentRoutes } from './attachments.js';
 import { parseUpstream } from './dns-feed.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 import { DEFAULT_CERT_EXPIRY_MS, MIN_CERT_EXPIRY_MS, ROOT_VALIDITY_MS } from '../ca/pki.js';
@@ -86,6 +87,7 @@ export function registerRoutes(d: Daemon): void {
   const r = d.router;
   registerServiceRoutes(d);
   registerNetworkRoutes(d);
+  registerAttachmentRoutes(d);
 
   r.on('GET', '/v1/info', async () => {
     const c = d.identity.cluster;

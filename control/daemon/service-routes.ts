@@ -7,6 +7,7 @@ import { parseConstraints, ConstraintError } from '../scheduler/index.js';
 import { updateServiceSpec, rollbackService, sameTaskSpec } from '../orchestrator/index.js';
 import { ManagerError } from '../manager/manager.js';
 import { newId } from './tokens.js';
+import { checkPorts, DEFAULT_CONFIG } from '../allocator/index.js';
 import type { Daemon } from './daemon.js';
 import type { ServiceObject, ServiceSpec, Stored } from '../store/objects.js';
 
@@ -51,6 +52,13 @@ function validate(input: unknown): ServiceSpec {
     throw e;
   }
   return spec;
+}
+
+/** A published port another service owns (or an ingress/host clash) is refused, naming the owner. */
+function checkPublished(d: Daemon, candidate: ServiceObject): void {
+  if (!candidate.spec.endpoint.ports.length) return;
+  const errs = checkPorts(candidate, d.requireManager().store.list('service'), DEFAULT_CONFIG);
+  if (errs.length) throw new ApiError(409, 'port-taken', errs.map((e) => e.message).join('; '));
 }
 
 /** Network targets become network ids (names are for people; ids survive a rename or re-creation). */
@@ -171,6 +179,7 @@ export function registerServiceRoutes(d: Daemon): void {
     const m = d.requireManager();
     if (m.store.list('service').some((s) => s.spec.name === spec.name)) throw new ApiError(409, 'exists', `a service named "${spec.name}" already exists (meshctl service update ${spec.name})`);
     const svc: ServiceObject = { id: newId(), spec, specVersion: 1 };
+    checkPublished(d, svc);
     await m.propose([{ op: 'create', kind: 'service', object: svc }]);
     return { id: svc.id, name: spec.name };
   });
@@ -179,6 +188,7 @@ export function registerServiceRoutes(d: Daemon): void {
     const spec = resolveNetworks(d, validate(body.spec));
     return casService(d, params.ref!, (s, at) => {
       if (spec.name !== s.spec.name) throw new ApiError(400, 'invalid-spec', `name: a service cannot be renamed (${s.spec.name} -> ${spec.name})`);
+      checkPublished(d, { ...s, spec });
       return updateServiceSpec(s, spec, at);
     });
   });

@@ -63,6 +63,13 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   for (const [sid, tasks] of byService) {
     if (known.has(sid)) continue;
     for (const t of tasks) {
+      if (t.attachment) {
+        // a standalone task: it goes when asked to and stopped, or with its node
+        const gone = t.nodeId === undefined || !nodes.has(t.nodeId);
+        if (gone || (t.desiredState !== 'running' && (isTerminal(t.status.state) || nodes.get(t.nodeId!)?.state === 'down'))) changes.delete(t);
+        else if (t.desiredState === 'running' && isTerminal(t.status.state)) changes.patch(t, (c) => ({ ...c, desiredState: 'shutdown' }));
+        continue;
+      }
       const placed = t.nodeId !== undefined && nodes.get(t.nodeId)?.state !== 'down' && nodes.has(t.nodeId);
       if (isTerminal(t.status.state) || !placed) changes.delete(t);
       else if (t.desiredState !== 'remove') changes.patch(t, (c) => ({ ...c, desiredState: 'remove' }));

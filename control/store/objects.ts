@@ -150,6 +150,11 @@ export interface TaskObject {
   pendingReason?: string;
   /** addresses on each network, from the allocator */
   networks: { network: string; addresses: string[] }[];
+  /**
+   * A standalone task on attachable networks (`meshctl run --network`), like a `docker run` container
+   * on an attachable overlay: no service (serviceId is ""), pinned to the node that asked for it.
+   */
+  attachment?: { name: string };
   createdAt: string;
 }
 

@@ -74,15 +74,27 @@ export function reconcile(desired: NodeState, opts: ReconcileOptions): Reconcile
       const want = desired.netns[ns];
       if (want && !want.owned) actual.state.netns[ns] = structuredClone(want);
     }
-    if (trusted.size) {
-      // sandbox ends of veths into trusted namespaces: paired if the kernel says they have a peer
-      for (const [sbx, st] of Object.entries(actual.state.netns)) {
-        if (!st.owned) continue;
-        const raw = new Map((actual.links.get(sbx) ?? []).map((l) => [l.name, l]));
-        for (const [name, l] of Object.entries(st.links)) {
-          const want = desired.netns[sbx]?.links[name]?.peer;
-          if (l.kind !== 'veth' || l.peer || !want || raw.get(name)?.peerIndex === undefined) continue;
-          if (trusted.has(want.slice(0, want.lastIndexOf('/')))) l.peer = want;
+    // Veth ends that observe() could not pair by searching (ifindexes repeat between namespaces, so
+    // several candidates can match) are checked against the pair the desired state names: both ends
+    // must point at each other. Ends into trusted namespaces count as paired if they have a peer.
+    for (const [sbx, st] of Object.entries(actual.state.netns)) {
+      if (!st.owned) continue;
+      const raw = new Map((actual.links.get(sbx) ?? []).map((l) => [l.name, l]));
+      for (const [name, l] of Object.entries(st.links)) {
+        const want = desired.netns[sbx]?.links[name]?.peer;
+        const mine = raw.get(name);
+        if (l.kind !== 'veth' || l.peer || !want || mine?.peerIndex === undefined) continue;
+        const peerNs = want.slice(0, want.lastIndexOf('/'));
+        const peerIf = want.slice(want.lastIndexOf('/') + 1);
+        if (trusted.has(peerNs)) {
+          l.peer = want;
+          continue;
+        }
+        const other = (actual.links.get(peerNs) ?? []).find((x) => x.name === peerIf);
+        const otherState = actual.state.netns[peerNs]?.links[peerIf];
+        if (other && otherState && mine.peerIndex === other.index && other.peerIndex === mine.index) {
+          l.peer = want;
+          otherState.peer = `${sbx}/${name}`;
         }
       }
     }

@@ -219,7 +219,8 @@ t.test('a restarted meshd adopts the dataplane (zero kernel writes); after kill 
   await until('restarted node reconciled', 15_000, async () => ((await dataplane()).passes >= 3 ? true : undefined));
   await new Promise((r) => setTimeout(r, 2500));
   const d = await dataplane();
-  t.equal(d.writes, 0, `restart with nothing changed: ${d.passes} passes, ${d.writes} kernel writes`);
+  const log = fs.readFileSync(`/run/meshd/${ns}/meshd.log`, 'utf8').split('\n').filter((l) => /overlay:|egress:|networking:/.test(l)).slice(-6).join('\n');
+  t.equal(d.writes, 0, `restart with nothing changed: ${d.passes} passes, ${d.writes} kernel writes${d.writes ? `\n${log}` : ''}`);
   const web = await tasksOn('app', 'web');
   const mine = web.find((x) => x.node === 'n2');
   const other = web.find((x) => x.node !== 'n2');
@@ -235,4 +236,24 @@ t.test('a restarted meshd adopts the dataplane (zero kernel writes); after kill 
   await until('stale egress veth removed', 15_000, () => (inNs(ns, ['ip', 'link', 'show', 'mg00000000']).code !== 0 ? true : undefined));
   t.pass('stale sandbox and veth removed after kill -9 and restart');
   if (mine && other) await until('adopted task reachable after kill -9', 5000, () => (inNs(mine.netns, ['ping', '-c1', '-W1', other.ip]).code === 0 ? true : undefined));
+});
+
+t.test('attachable networks: a standalone task joins one (not another), is reachable and resolvable, and goes with rm', async (t) => {
+  const refused = await on('n3', 'run', '--network', 'app', '--', '/bin/sleep', '1000');
+  t.not(refused.code, 0, 'a network made without --attachable refuses standalone tasks');
+  t.match(refused.stderr, /not attachable.*--attachable/, refused.stderr.trim());
+  await ok('n1', 'network', 'create', '--attachable', 'att');
+  await ok('n1', 'service', 'create', '--name', 'svc-att', '--replicas', '1', '--network', 'att', '--constraint', 'node.hostname==n1', '--command', `${workload} http --port 80`);
+  const out = await ok('n3', 'run', '--network', 'att', '--name', 'probe', '--format', 'json', '--', workload, 'http', '--port', '80');
+  const v = JSON.parse(out) as { id: string; state: string; networks: { addresses: string[] }[] };
+  t.equal(v.state, 'running', 'runs on the node that asked (a worker)');
+  const ip = v.networks[0]!.addresses[0]!;
+  const svc = (await tasksOn('att', 'svc-att'))[0]!;
+  await until('service task reaches the standalone task', 5000, () => (inNs(svc.netns, ['ping', '-c1', '-W1', ip]).code === 0 ? true : undefined));
+  const dig = inNs(svc.netns, ['dig', '@127.0.0.11', '+short', 'probe']);
+  t.equal(dig.stdout.trim(), ip, 'its name resolves on the network');
+  await ok('n3', 'rm', 'probe');
+  await until('standalone task gone', 10_000, () => (fs.existsSync(`/run/netns/${prefix}-n3-t-${v.id.slice(0, 12)}`) ? undefined : true));
+  await until('its endpoint gone', 5000, () => (inNs(svc.netns, ['dig', '@127.0.0.11', '+short', 'probe']).stdout.trim() === '' ? true : undefined));
+  t.pass('removed, and its name and address left the network');
 });

@@ -113,6 +113,10 @@ t.test('two nodes, two networks: reach, isolation, removal, no-op, leftovers', a
   t.equal(noop.writes, 0, 'restart with nothing changed: zero netlink writes');
   t.equal(noop.netnsOps, 0);
   t.comment(`no-op reconcile: ${noop.writes} writes, ${noop.ms.toFixed(1)} ms`);
+  // Node B has one task per network: the task ends (eth0, same ifindex in each task namespace) and the
+  // sandbox ends (same ifindex in each sandbox) repeat, so pairing by index alone is ambiguous.
+  const noopB = reconcile(desiredState(inputB), { prefix: 'mtovB', underlayNetns: nodeB });
+  t.same([noopB.steps.length, noopB.writes], [0, 0], `no-op with repeating ifindexes: ${noopB.steps.map((s) => s.op).join(', ') || 'nothing'}`);
 
   // Gossip drops B1: its entries go.
   const withoutB1 = all.filter((r) => r.ip !== '10.10.1.4');
