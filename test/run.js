@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): builds, then runs every tier with tap and prints one
 // closing line "N passed, N failed, N skipped". Tiers: unit (pure), kernel (real netlink objects in
-// throwaway namespaces), lab (several meshd in namespaces), vm (qemu guests on Debian's stock kernel:
-// every dist/test/vm/**/*.test.js, each booting the VMs it needs). Usage: node test/run.js [tier...]
+// throwaway namespaces), lab (several meshd in namespaces), vm (qemu guests with Debian's stock kernel:
+// every dist/test/vm/**/*.test.js; test/vm/microvm.sh for IPVS, test/vm/cluster for a 3-VM cluster
+// provisioned by the Vagrant scripts). Usage: node test/run.js [tier...]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

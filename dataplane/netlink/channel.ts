@@ -149,10 +149,14 @@ export class NetlinkChannel {
     }
   }
 
-  /** A dump request: returns every message of the multipart reply. */
-  dump(type: number, body: Buffer, op: string, object: string): RawMessage[] {
+  /**
+   * A dump request: returns every message of the multipart reply. With flags 0 it is a plain get
+   * (one reply message), e.g. generic netlink's CTRL_CMD_GETFAMILY by name, which (unlike its dump)
+   * lets the kernel load the family's module.
+   */
+  dump(type: number, body: Buffer, op: string, object: string, flags = NLM_F_DUMP): RawMessage[] {
     const seq = this.nextSeq();
-    native.netlinkSend(this.fd, NetlinkChannel.frame(type, NLM_F_REQUEST | NLM_F_DUMP, seq, body));
+    native.netlinkSend(this.fd, NetlinkChannel.frame(type, NLM_F_REQUEST | flags, seq, body));
     const out: RawMessage[] = [];
     for (;;) {
       const dgram = native.netlinkRecv(this.fd, ACK_TIMEOUT_MS);

@@ -10,6 +10,7 @@ import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
 import { dnsPerfBench } from './dns-perf.js';
 import { overlayBench } from './overlay-bench.js';
+import { lbBench } from './lb-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +36,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   services: servicesBench,
   allocator: allocatorBench,
   overlay: overlayBench,
+  lb: lbBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,0 +1,88 @@
+// The nftables backend: our own table in one namespace, changed by atomic `nft -f -` transactions.
+// A change touches only the changed frontends' chains and map elements; nothing to do means no
+// nft process at all (writes counts transactions sent to the kernel).
+import { flushConntrack } from '../conntrack.js';
+import { execIn, mustExecIn, ToolError } from '../exec.js';
+import type { ApplyResult, LbBackend, LbChange, LbState } from '../model.js';
+import { flushTargets, simulate } from '../plan.js';
+import { parseTable, type NftObserved } from './parse.js';
+import { renderBase, renderChanges, renderFull, renderRemovedDrains, TABLE } from './render.js';
+
+export class NftBackend implements LbBackend {
+  readonly kind = 'nftables' as const;
+  writes = 0;
+  private last: NftObserved | undefined;
+
+  constructor(readonly netns: string) {}
+
+  /** The raw nft view (what observe parsed): for tests and `meshctl debug dataplane`. */
+  async listJson(): Promise<string> {
+    const r = await execIn(this.netns, ['nft', '-j', 'list', 'table', 'ip', TABLE]);
+    if (r.code === 0) return r.stdout;
+    if (/No such file or directory/.test(r.stderr)) return '{"nftables":[]}';
+    throw new ToolError('nft', this.netns, r.code, r.stderr);
+  }
+
+  async observe(): Promise<LbState> {
+    this.last = parseTable(await this.listJson());
+    return structuredClone(this.last.state);
+  }
+
+  known(): LbState | undefined {
+    return this.last && this.last.problems.length === 0 ? this.last.state : undefined;
+  }
+
+  /** Whether the next apply rebuilds the table (missing base, unreadable or stray objects). */
+  get needsRepair(): boolean {
+    return !!this.last && this.last.tableExists && this.last.problems.length > 0;
+  }
+
+  get problems(): string[] {
+    return this.last?.problems ?? [];
+  }
+
+  async apply(changes: LbChange[]): Promise<ApplyResult> {
+    const t0 = performance.now();
+    const obs = this.last ?? (await this.observe(), this.last!);
+    const final = simulate(obs.state, changes);
+    let lines: string[];
+    if (!obs.tableExists) {
+      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
+      lines = [...renderBase(), ...renderFull(Object.values(final.frontends))];
+    } else if (obs.problems.length > 0) {
+      // Repair: the whole table again, in the same transaction as its removal (never half there).
+      lines = [`add table ip ${TABLE}`, `delete table ip ${TABLE}`, ...renderBase(), ...renderFull(Object.values(final.frontends))];
+    } else {
+      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
+      lines = [...renderRemovedDrains(changes, (key, ip) => obs.drainKeys.has(`${key} ${ip}`)), ...renderChanges(changes)];
+    }
+    try {
+      await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+    } catch (e) {
+      this.last = undefined; // nothing was applied (a transaction), but read the kernel again anyway
+      throw e;
+    }
+    this.writes++;
+    // What the kernel now holds, without reading it back: the model the planner relies on.
+    const drainKeys = new Set(obs.tableExists && obs.problems.length === 0 ? obs.drainKeys : []);
+    const touched = obs.tableExists && obs.problems.length === 0 ? new Set(changes.map((c) => c.key)) : new Set(Object.keys(final.frontends));
+    for (const k of touched) {
+      for (const ip of Object.keys(obs.state.frontends[k]?.backends ?? {})) drainKeys.delete(`${k} ${ip}`);
+      for (const [ip, w] of Object.entries(final.frontends[k]?.backends ?? {})) if (w === 0) drainKeys.add(`${k} ${ip}`);
+    }
+    this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
+    const tf = performance.now();
+    const flushed = await flushConntrack(this.netns, flushTargets(changes));
+    const flushMs = performance.now() - tf;
+    return { writes: 1, flushed, ms: performance.now() - t0, flushMs };
+  }
+
+  async clear(): Promise<void> {
+    const r = await execIn(this.netns, ['nft', 'delete', 'table', 'ip', TABLE]);
+    if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) throw new ToolError('nft', this.netns, r.code, r.stderr);
+    if (r.code === 0) this.writes++;
+    this.last = undefined;
+  }
+
+  close(): void {}
+}

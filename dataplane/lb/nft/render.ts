@@ -1,0 +1,150 @@
+// nftables text for our table, as kube-proxy's nftables mode shapes it: base chains dispatch through
+// verdict maps keyed by the frontend, one chain per frontend holds a single numgen DNAT rule over
+// its backends. A change to one frontend rewrites that frontend's chain and its map elements only;
+// everything is sent as one `nft -f -` script, which the kernel applies as one transaction.
+//
+//   table ip meshd_lb
+//     map fe_port    ipv4_addr . inet_proto . inet_service : verdict   VIP with declared ports
+//     map fe_all     ipv4_addr : verdict                               VIP, every tcp/udp port
+//     map fe_ingress inet_proto . inet_service : verdict               published port, local address
+//     map snat_tcp, snat_udp  inet_service : ipv4_addr                 ingress source NAT by port
+//     set drain      ipv4_addr . inet_proto . inet_service . ipv4_addr draining backends (weight 0):
+//                    they hold no place in the DNAT map, so the set is where the kernel remembers them
+//     chain prerouting (nat, dstnat)   ip daddr . l4proto . dport vmap @fe_port; tcp/udp ip daddr vmap
+//                                      @fe_all; fib daddr local: l4proto . dport vmap @fe_ingress
+//     chain postrouting (nat, srcnat)  ct status dnat: snat to ct original proto-dst map @snat_<proto>
+//     chain fe_<addr>_<proto>_<port>_to_<targetPort>
+//                                      [meta l4proto P] dnat [ip addr . port] to numgen random mod W
+//                                      map { 0-2 : 10.0.1.3, 3-3 : 10.0.1.4, ... } (ranges = weights)
+//
+// A frontend with no live backend has an empty chain: the packet stays addressed to a local address
+// and the sandbox itself refuses it (TCP reset, ICMP port unreachable), which is what a client
+// should see for a service with no running task.
+import { ANY_ADDR, PROTOS, type Frontend, type FrontendMatch, type LbChange } from '../model.js';
+
+export const TABLE = 'meshd_lb';
+const T = `ip ${TABLE}`;
+
+export function chainName(f: Pick<Frontend, 'match' | 'targetPort'>): string {
+  return `fe_${f.match.addr}_${f.match.proto}_${f.match.port}_to_${f.targetPort}`;
+}
+
+/** The base of the table: maps, sets and hooked chains. Our only table-wide objects. */
+export function renderBase(): string[] {
+  return [
+    `add table ${T}`,
+    `add map ${T} fe_port { type ipv4_addr . inet_proto . inet_service : verdict; }`,
+    `add map ${T} fe_all { type ipv4_addr : verdict; }`,
+    `add map ${T} fe_ingress { type inet_proto . inet_service : verdict; }`,
+    ...PROTOS.map((p) => `add map ${T} snat_${p} { type inet_service : ipv4_addr; }`),
+    `add set ${T} drain { type ipv4_addr . inet_proto . inet_service . ipv4_addr; }`,
+    `add chain ${T} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add rule ${T} prerouting ip daddr . meta l4proto . th dport vmap @fe_port`,
+    `add rule ${T} prerouting meta l4proto { tcp, udp } ip daddr vmap @fe_all`,
+    `add rule ${T} prerouting fib daddr type local meta l4proto . th dport vmap @fe_ingress`,
+    `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    ...PROTOS.map((p) => `add rule ${T} postrouting meta l4proto ${p} ct status dnat snat ip to ct original proto-dst map @snat_${p}`),
+  ];
+}
+
+/** The number of rules renderBase puts in each hooked chain: what observe checks the base against. */
+export const BASE_RULES = { prerouting: 3, postrouting: PROTOS.length };
+
+const protoNum = (p: FrontendMatch['proto']): string => (p === 'any' ? '0' : p);
+
+function mapElementKey(m: FrontendMatch): { map: string; key: string } {
+  if (m.addr === ANY_ADDR) return { map: 'fe_ingress', key: `${m.proto} . ${m.port}` };
+  if (m.proto === 'any') return { map: 'fe_all', key: m.addr };
+  return { map: 'fe_port', key: `${m.addr} . ${m.proto} . ${m.port}` };
+}
+
+const drainKey = (m: FrontendMatch, ip: string): string => `${m.addr} . ${protoNum(m.proto)} . ${m.port} . ${ip}`;
+
+/** The DNAT rule of a frontend's chain, or null when no backend takes new connections. */
+export function dnatRule(f: Frontend): string | null {
+  const live = Object.keys(f.backends).filter((ip) => f.backends[ip]! > 0).sort();
+  if (live.length === 0) return null;
+  let at = 0;
+  const elems = live.map((ip) => {
+    const w = f.backends[ip]!;
+    const range = w === 1 ? `${at}` : `${at}-${at + w - 1}`;
+    at += w;
+    return f.targetPort ? `${range} : ${ip} . ${f.targetPort}` : `${range} : ${ip}`;
+  });
+  const parts: string[] = [];
+  if (f.targetPort) {
+    // A port rewrite needs the transport protocol known to the rule.
+    if (f.match.proto === 'any') throw new TypeError(`frontend ${f.match.addr}: a target port needs a protocol`);
+    parts.push(`meta l4proto ${f.match.proto}`);
+  }
+  parts.push(f.targetPort ? 'dnat ip addr . port to' : 'dnat ip to', `numgen random mod ${at} map { ${elems.join(', ')} }`);
+  return parts.join(' ');
+}
+
+function chainBody(f: Frontend, chain: string): string[] {
+  const r = dnatRule(f);
+  return r === null ? [] : [`add rule ${T} ${chain} ${r}`];
+}
+
+function drainLines(verb: 'add' | 'delete', m: FrontendMatch, ips: string[]): string[] {
+  return ips.length ? [`${verb} element ${T} drain { ${ips.map((ip) => drainKey(m, ip)).join(', ')} }`] : [];
+}
+
+function snatLine(verb: 'add' | 'delete', f: Frontend): string[] {
+  if (f.snat === undefined) return [];
+  if (f.match.addr !== ANY_ADDR || f.match.proto === 'any') throw new TypeError(`frontend ${f.match.addr} ${f.match.port}: source NAT is only for published (ingress) ports`);
+  return [verb === 'add' ? `add element ${T} snat_${f.match.proto} { ${f.match.port} : ${f.snat} }` : `delete element ${T} snat_${f.match.proto} { ${f.match.port} }`];
+}
+
+const drained = (f: Frontend): string[] => Object.keys(f.backends).filter((ip) => f.backends[ip] === 0).sort();
+
+/** nft commands for changes (see plan.ts); the whole list goes in one transaction. */
+export function renderChanges(changes: readonly LbChange[]): string[] {
+  const out: string[] = [];
+  for (const c of changes) {
+    const f = c.frontend;
+    const chain = chainName(f);
+    const { map, key } = mapElementKey(f.match);
+    switch (c.op) {
+      case 'del-frontend':
+        out.push(`delete element ${T} ${map} { ${key} }`, ...snatLine('delete', f), ...drainLines('delete', f.match, drained(f)));
+        out.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
+        break;
+      case 'add-frontend':
+        out.push(`add chain ${T} ${chain}`, ...chainBody(f, chain), ...drainLines('add', f.match, drained(f)));
+        out.push(...snatLine('add', f), `add element ${T} ${map} { ${key} : goto ${chain} }`);
+        break;
+      case 'set-backends': {
+        // Draining bookkeeping follows each backend's move in or out of weight 0.
+        const leaveDrain: string[] = [];
+        const enterDrain: string[] = [];
+        for (const [ip, w] of Object.entries(c.added)) if (w === 0) enterDrain.push(ip);
+        for (const [ip, w] of Object.entries(c.reweighted)) (w === 0 ? enterDrain : leaveDrain).push(ip);
+        out.push(...drainLines('delete', f.match, leaveDrain));
+        out.push(`flush chain ${T} ${chain}`, ...chainBody(f, chain));
+        out.push(...drainLines('add', f.match, enterDrain));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A removed backend that was draining leaves the drain set too. plan() lists it under `removed`
+ * without its old weight, so the caller passes the observed state's drained set to resolve it.
+ */
+export function renderRemovedDrains(changes: readonly LbChange[], wasDrained: (key: string, ip: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const c of changes) {
+    if (c.op !== 'set-backends') continue;
+    const gone = c.removed.filter((ip) => wasDrained(c.key, ip));
+    out.push(...drainLines('delete', c.frontend.match, gone));
+  }
+  return out;
+}
+
+/** Everything of a state from scratch (after the base): a rebuild or a first sync. */
+export function renderFull(frontends: readonly Frontend[]): string[] {
+  return renderChanges(frontends.map((f) => ({ op: 'add-frontend' as const, key: '', frontend: f })));
+}
