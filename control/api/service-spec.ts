@@ -39,6 +39,7 @@ export const ServiceSpecInput = z
         runtime: z.enum(['netns', 'docker']).optional(),
         command: z.array(z.string()).optional(),
         image: z.string().min(1).optional(),
+        forceUpdate: z.number().int().min(0).optional(),
         env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and _'), z.string()).default({}),
         resources: z.object({ nanoCpus: z.number().int().min(0).optional(), memoryBytes: z.number().int().min(0).optional() }).strict().prefault({}),
         restart: z
@@ -103,6 +104,7 @@ export function normalizeServiceSpec(input: unknown): ServiceSpec {
   };
   if (s.task.command) task.command = s.task.command;
   if (s.task.image) task.image = s.task.image;
+  if (s.task.forceUpdate) task.forceUpdate = s.task.forceUpdate;
   const update: UpdateConfig = s.update;
   return {
     name: s.name,

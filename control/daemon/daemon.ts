@@ -26,6 +26,7 @@ import type { NetworkObject, TaskObject } from '../store/objects.js';
 import { NodeNetworking, type ServiceInfo } from './networking.js';
 import { networkView } from './network-view.js';
 import { DnsFeed } from './dns-feed.js';
+import { RoutingMesh, type PublishedService } from './routing-mesh.js';
 import type { Upstream } from '../../dns/index.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   gossipPort?: number;
   /** Resolvers for names outside the cluster (default: the host's /etc/resolv.conf). */
   dnsUpstreams?: Upstream[];
+  /** Load-balancing backend: IPVS when the kernel has it (auto), or nftables. */
+  lbBackend?: 'auto' | 'ipvs' | 'nftables';
   /** Raft timing (ms); Swarm's are 1 s ticks, ours default to 100 ms heartbeat / 1 s election. */
   tickMs?: number;
   raftHeartbeatMs?: number;
@@ -92,6 +95,7 @@ export class Daemon {
   agent: Agent | undefined;
   networking: NodeNetworking | undefined;
   dnsFeed: DnsFeed | undefined;
+  mesh: RoutingMesh | undefined;
   orch: Orchestration | undefined;
   private pendingReports: AgentReport[] = [];
   private flushing = false;
@@ -211,9 +215,11 @@ export class Daemon {
       this.orch.start();
     }
     this.dnsFeed ??= new DnsFeed(this.log, this.o.dnsUpstreams);
+    this.mesh ??= new RoutingMesh(this.o.lbBackend ?? 'auto', this.log);
     if (!this.networking) {
       this.networking = new NodeNetworking({
         dns: this.dnsFeed,
+        mesh: this.mesh,
         nodeId: this.identity.nodeId,
         hostname: this.identity.hostname,
         prefix: this.objectPrefix,
@@ -259,6 +265,7 @@ export class Daemon {
     this.networking = undefined;
     await this.dnsFeed?.close();
     this.dnsFeed = undefined;
+    this.mesh = undefined;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.heartbeatTimer = undefined;
@@ -752,7 +759,7 @@ export class Daemon {
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
       await this.agent.start(); // adoption first: the networking pass needs to know what runs here
-      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
+      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, published: reply.published ?? [], ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }
     return true;
@@ -1021,6 +1028,7 @@ export interface SessionReply extends HeartbeatReply {
   networks?: NetworkObject[];
   services?: Record<string, ServiceInfo>;
   ingressAddr?: string;
+  published?: PublishedService[];
   version?: string;
   serviceNames?: Record<string, string>;
   errors?: string[];

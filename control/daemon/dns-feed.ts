@@ -33,7 +33,7 @@ export class DnsFeed {
       if (!n?.allocated || n.spec.ingress) continue;
       nets.push({ id: n.id, name: n.spec.name, subnets: [n.allocated.subnet] });
       for (const r of records) {
-        if (r.kind !== 'task') continue;
+        if (r.kind !== 'task' || r.draining) continue; // a task being stopped leaves DNS first
         let s = services.get(r.service);
         if (!s) services.set(r.service, (s = { id: r.service, name: r.serviceName, mode: r.mode, networks: new Map() }));
         if (!s.networks.has(netId)) s.networks.set(netId, { network: netId, vips: r.vip && r.mode === 'vip' ? [r.vip] : [], aliases: r.aliases });

@@ -23,6 +23,8 @@ const TaskEndpoint = z
     vip: ip4.optional(),
     /** the service's aliases on this network */
     aliases: z.array(z.string().max(253)).max(64),
+    /** being stopped: load balancers give it no new connections (weight 0) */
+    draining: z.boolean().optional(),
   })
   .strict();
 

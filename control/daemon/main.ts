@@ -20,11 +20,13 @@ export async function main(argv: string[]): Promise<void> {
     .option('--election-ms <n>', 'Raft election timeout (randomized up to twice this)', (v) => Number(v), 1000)
     .option('--gossip-port <n>', 'gossip port, UDP and TCP', (v) => Number(v), 7946)
     .option('--task-prefix <p>', 'prefix of task namespaces and containers', 'msh-t-')
+    .option('--lb-backend <kind>', 'load balancing: auto (IPVS when the kernel has it), ipvs or nftables', 'auto')
     .option('--dns-upstream <ip[:port]>', 'resolver for names outside the cluster (repeatable; default: /etc/resolv.conf)', (v: string, acc: string[]) => [...acc, v], [] as string[]);
   p.parse(argv);
-  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number; taskPrefix: string; dnsUpstream: string[] }>();
+  const o = p.opts<{ stateDir: string; socket: string; hostname?: string; tickMs: number; raftHeartbeatMs: number; electionMs: number; gossipPort: number; taskPrefix: string; dnsUpstream: string[]; lbBackend: string }>();
+  if (!['auto', 'ipvs', 'nftables'].includes(o.lbBackend)) throw new Error(`--lb-backend ${o.lbBackend}: use auto, ipvs or nftables`);
   const upstreams = o.dnsUpstream.map(parseUpstream);
-  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, taskPrefix: o.taskPrefix, ...(o.hostname ? { hostname: o.hostname } : {}), ...(upstreams.length ? { dnsUpstreams: upstreams } : {}) });
+  const d = new Daemon({ stateDir: o.stateDir, socketPath: o.socket, tickMs: o.tickMs, raftHeartbeatMs: o.raftHeartbeatMs, electionMs: o.electionMs, gossipPort: o.gossipPort, taskPrefix: o.taskPrefix, ...(o.hostname ? { hostname: o.hostname } : {}), ...(upstreams.length ? { dnsUpstreams: upstreams } : {}), lbBackend: o.lbBackend as 'auto' | 'ipvs' | 'nftables' });
   await d.start();
   const stop = (sig: string): void => {
     d.log(`${sig}: stopping`);

@@ -2,8 +2,9 @@
 import type { Store } from '../store/store.js';
 import type { NetworkObject, TaskObject } from '../store/objects.js';
 import type { ServiceInfo } from './networking.js';
+import type { PublishedService } from './routing-mesh.js';
 
-export function networkView(store: Store, nodeId: string, tasks: readonly TaskObject[]): { networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string } {
+export function networkView(store: Store, nodeId: string, tasks: readonly TaskObject[]): { networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published: PublishedService[] } {
   const netIds = new Set<string>();
   for (const t of tasks) for (const e of t.networks) netIds.add(e.network);
   const networks: NetworkObject[] = [];
@@ -17,8 +18,11 @@ export function networkView(store: Store, nodeId: string, tasks: readonly TaskOb
       mode: s.spec.endpoint.mode,
       vips: s.endpointVips ?? [],
       aliases: Object.fromEntries(s.spec.networks.filter((n) => n.aliases.length).map((n) => [n.target, n.aliases])),
+      ports: s.spec.endpoint.ports,
     };
   }
   const addr = store.get('node', nodeId)?.ingressAddr;
-  return { networks, services, ...(addr ? { ingressAddr: addr } : {}) };
+  // every node accepts every published ingress port (the routing mesh)
+  const published = store.list('service').filter((s) => (s.endpointPorts ?? []).length).map((s) => ({ id: s.id, name: s.spec.name, ports: s.endpointPorts! }));
+  return { networks, services, published, ...(addr ? { ingressAddr: addr } : {}) };
 }

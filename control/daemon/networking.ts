@@ -15,9 +15,10 @@ import { EgressAddresses, reconcileEgress, removeEgress, type EgressConfig } fro
 import { OverlayProber, type PeerHealth } from '../../dataplane/probe/overlay-health.js';
 import { createNetns, deleteNetns, netnsExists, Rtnl } from '../../dataplane/netlink/index.js';
 import type { Tables } from '../../mesh/tables.js';
-import type { EndpointVip, NetworkObject, TaskObject } from '../store/objects.js';
+import type { EndpointVip, NetworkObject, PortConfig, TaskObject } from '../store/objects.js';
 import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_TABLE, type EndpointRecord } from './endpoints.js';
 import type { DnsFeed } from './dns-feed.js';
+import { RoutingMesh, type HostPort, type PublishedService } from './routing-mesh.js';
 
 /** How long after gossip starts the tables are taken as complete enough to program the kernel from. */
 const SYNC_GRACE_MS = 1000;
@@ -35,6 +36,8 @@ export interface ServiceInfo {
   vips: EndpointVip[];
   /** network id -> the service's aliases there */
   aliases: Record<string, string[]>;
+  /** its published ports (host-mode ones are programmed on the nodes that run it) */
+  ports?: PortConfig[];
 }
 
 export interface NetworkingOptions {
@@ -54,6 +57,8 @@ export interface NetworkingOptions {
   egress?: Partial<EgressConfig>;
   /** the node's embedded DNS: fed from every pass, a listener in every local task */
   dns?: DnsFeed;
+  /** the node's load balancing (VIPs, the ingress routing mesh, host-mode ports) */
+  mesh?: RoutingMesh;
 }
 
 export interface NetworkingStats {
@@ -70,6 +75,7 @@ export class NodeNetworking {
   private networks = new Map<string, NetworkObject>();
   private services = new Map<string, ServiceInfo>();
   private ingressAddr: string | undefined;
+  private published: PublishedService[] = [];
   private preparing = new Map<string, string>();
   private joined = new Set<string>();
   /** networks bulk-synced with a peer since we joined them, and when */
@@ -111,7 +117,8 @@ export class NodeNetworking {
   }
 
   /** The dispatcher's view: this node's tasks, the networks and services they use, its ingress address. */
-  update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string }): void {
+  update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[] }): void {
+    this.published = u.published ?? [];
     this.tasks = new Map(u.tasks.map((t) => [t.id, t]));
     this.networks = new Map(u.networks.map((n) => [n.id, n]));
     this.services = new Map(Object.entries(u.services));
@@ -184,7 +191,9 @@ export class NodeNetworking {
     const publish = (net: string, r: EndpointRecord): void => void (records.get(net) ?? records.set(net, []).get(net)!).push(r);
     for (const [taskId, netns] of local) {
       const t = this.tasks.get(taskId);
-      if (!t || t.desiredState !== 'running') continue;
+      if (!t) continue;
+      // a task being stopped keeps its interfaces until it exits, and is drained meanwhile
+      const draining = t.desiredState !== 'running';
       const svc = this.services.get(t.serviceId);
       t.networks.forEach((e, i) => {
         const n = this.networks.get(e.network);
@@ -201,7 +210,7 @@ export class NodeNetworking {
         publish(n.id, {
           kind: 'task', task: taskId, service: t.serviceId, serviceName: svc.name, mode: svc.mode,
           slot: t.slot || (t.nodeId ?? this.o.nodeId), node: this.o.nodeId, ip: addr, vtep: this.o.underlay,
-          ...(vip ? { vip } : {}), aliases: svc.aliases[n.id] ?? [],
+          ...(vip ? { vip } : {}), aliases: svc.aliases[n.id] ?? [], ...(draining ? { draining: true } : {}),
         });
       });
     }
@@ -335,11 +344,16 @@ export class NodeNetworking {
       errors.push(`overlay: ${(e as Error).message}`);
     }
 
-    // 4. egress for every local task
+    // 4. egress for every local task, and the ingress sandbox (published ports arrive that way)
+    let addrs = new Map<string, string>();
+    const isbxId = `isbx-${this.o.nodeId}`;
     try {
       const ids = [...local.keys()].filter((id) => this.tasks.has(id));
-      const addrs = this.egressAddrs.assign(ids);
-      const r = reconcileEgress(this.egressCfg, ids.map((id) => ({ taskId: id, netns: local.get(id)!, addr: addrs.get(id)! })));
+      const withIsbx = ingress?.allocated && this.ingressAddr && netnsExists(this.isbx);
+      const nsOf = new Map(ids.map((id) => [id, local.get(id)!]));
+      if (withIsbx) nsOf.set(isbxId, this.isbx);
+      addrs = this.egressAddrs.assign([...nsOf.keys()]);
+      const r = reconcileEgress(this.egressCfg, [...nsOf].map(([id, netns]) => ({ taskId: id, netns, addr: addrs.get(id)! })));
       writes += r.writes;
       if (r.writes) this.o.log(`egress: ${r.writes} writes for ${ids.length} tasks`);
       for (const e of r.errors) errors.push(`egress: ${e.message}`);
@@ -353,6 +367,31 @@ export class NodeNetworking {
       writes++;
     }
     this.probe(ingress, seen);
+
+    // 6. load balancing: VIPs in each sandbox here, the ingress routing mesh, host-mode ports
+    if (this.o.mesh) {
+      const sandboxes = new Map<string, string>();
+      for (const a of attachments) {
+        const n = this.networks.get(a.networkId);
+        if (!n?.allocated || n.spec.ingress) continue;
+        const sbx = sandboxName(this.o.prefix, n.allocated.vni);
+        sandboxes.set(n.id, sbx);
+      }
+      const hostPorts: HostPort[] = [];
+      for (const [id] of local) {
+        const t = this.tasks.get(id);
+        const addr = addrs.get(id);
+        if (!t || !addr || t.desiredState !== 'running') continue;
+        for (const p of this.services.get(t.serviceId)?.ports ?? []) if (p.mode === 'host') hostPorts.push({ proto: p.protocol, published: p.published, addr, target: p.target });
+      }
+      const isbxAddr = addrs.get(isbxId);
+      void this.o.mesh.sync({
+        sandboxes,
+        seen,
+        hostPorts,
+        ...(ingress && this.ingressAddr && isbxAddr ? { ingress: { netId: ingress.id, netns: this.isbx, addr: this.ingressAddr, gatewayAddr: isbxAddr, services: this.published } } : {}),
+      });
+    }
     this.finish(t0, writes, errors, seen);
     return errors;
   }
@@ -456,6 +495,7 @@ export class NodeNetworking {
       this.o.log(`networking: teardown: ${(e as Error).message}`);
     }
     if (netnsExists(this.isbx)) deleteNetns(this.isbx);
+    RoutingMesh.removeRules();
     try {
       removeEgress(this.egressCfg);
     } catch (e) {

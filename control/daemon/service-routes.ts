@@ -189,6 +189,10 @@ export function registerServiceRoutes(d: Daemon): void {
     return casService(d, params.ref!, (s, at) => {
       if (spec.name !== s.spec.name) throw new ApiError(400, 'invalid-spec', `name: a service cannot be renamed (${s.spec.name} -> ${spec.name})`);
       checkPublished(d, { ...s, spec });
+      // Tasks join the ingress network only when they start: a change in whether the service
+      // publishes ingress ports replaces its tasks (as Swarm redeploys on a publish).
+      const ingress = (x: ServiceSpec): boolean => x.endpoint.ports.some((p) => p.mode === 'ingress');
+      if (ingress(spec) !== ingress(s.spec) && (spec.task.forceUpdate ?? 0) === (s.spec.task.forceUpdate ?? 0)) spec.task = { ...spec.task, forceUpdate: (s.spec.task.forceUpdate ?? 0) + 1 };
       return updateServiceSpec(s, spec, at);
     });
   });

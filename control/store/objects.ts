@@ -92,6 +92,8 @@ export interface TaskSpec {
   /** netns: argv of the command; docker: optional command override */
   command?: string[];
   image?: string; // docker
+  /** bumped to replace every task although nothing else changed (Docker's ForceUpdate) */
+  forceUpdate?: number;
   env?: Record<string, string>;
   /** reservations the scheduler accounts for */
   resources?: { nanoCpus?: number; memoryBytes?: number };
