@@ -39,13 +39,14 @@ t.test('3 VMs provisioned by the Vagrant scripts form a cluster, probed from out
     if (d.code !== 0) console.error(d.out);
     if (!process.env.MESH_VMC_KEEP) fs.rmSync(dir, { recursive: true, force: true });
   });
-  // The guests' own knobs (not provisioning steps): a longer Raft election timeout, as emulated
+  // The guests' own knobs (not provisioning steps): IPVS for the routing mesh (Debian's kernel has
+  // it; explicit, so a missing IPVS fails instead of falling back), a longer Raft election timeout, as emulated
   // CPUs shared by 3 VMs on 2 cores stall for seconds at a time.
   // One manager: with two, under TCG on 2 shared cores, the leader's ReadIndex confirmations missed
   // their 5 s deadline over and over (observed: "a consistent read could not be confirmed by a
   // quorum"); multi-manager Raft is the lab tier's business. The worker-join path is the same
   // cluster.sh code as the manager join, with the other token.
-  const up = sh(['up', dir, '-n', '3', '--roles', 'init,worker,worker', '-t', '840', '-e', 'MESH_DAEMON_ARGS=--election-ms 3000']);
+  const up = sh(['up', dir, '-n', '3', '--roles', 'init,worker,worker', '-t', '840', '-e', 'MESH_DAEMON_ARGS=--election-ms 3000 --lb-backend ipvs']);
   t.equal(up.code, 0, `vmcluster up: ${up.out.trim()}`);
   if (up.code !== 0) return;
 
