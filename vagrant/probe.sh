@@ -100,6 +100,8 @@ out=$(node_exec "$MGR" "meshctl network create --driver overlay $NET >/dev/null 
   svc_id=$(printf '%s\n' "$out" | grep -Eo '^[a-z0-9]{20,}$' | tail -n 1) && out=$(converge $SVC "$REPLICAS" 2>&1)
 rc=$?
 if [ $rc = 0 ]; then row PASS deploy "$SVC" "$REPLICAS replicas on $NET: $(printf '%s' "$out" | tail -n 1)"; else row FAIL deploy "$SVC" "$(printf '%s' "$out" | tail -n 4 | tr '\n' ' ')"; fi
+# (--wait: right after a deploy the overlay's FDB/neighbour entries are still spreading by gossip;
+# the probe retries until every replica answers, for up to 90 s, then reports the last attempt.)
 # On a node: a task of the service (its process carries MESH_TASK_NAME: the service id's first 12
 # characters and the slot today, or a name-prefixed one), DNS tasks.SVC from inside
 # its namespace, then the probe from there against every address.
@@ -107,7 +109,7 @@ eastwest="pid=''; for p in \$(pgrep -f 'workload.js http --port 80'); do tr '\\0
 [ -n \"\$pid\" ] || { echo \"no task of $SVC on this node (workloads: \$(pgrep -af 'workload.js' | cut -c1-120 | tr '\\n' ';'))\"; exit 3; }
 ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | sort | tr '\\n' ' ')
 [ -n \"\$ips\" ] || { echo 'DNS gave no address for tasks.$SVC'; exit 4; }
-nsenter --net=/proc/\$pid/ns/net -- node \$(dirname \$(readlink -f \$(command -v meshd)))/../dist/test/probe/cli.js --proto http --port 80 -n 2 --timeout 5000 --min-replicas 1 --format json \$ips"
+nsenter --net=/proc/\$pid/ns/net -- node \$(dirname \$(readlink -f \$(command -v meshd)))/../dist/test/probe/cli.js --proto http --port 80 -n 2 --timeout 5000 --min-replicas 1 --wait 90 --format json \$ips"
 if [ $rc = 0 ]; then
   tmp=$(mktemp -d)
   for i in "${!names[@]}"; do (node_exec "${names[$i]}" "$eastwest" >"$tmp/$i.out" 2>&1; echo $? >"$tmp/$i.rc") & done
