@@ -4,6 +4,7 @@ import { labDown, labExec, labRun, labStatus, labUp, readLabState, nodeSocketPat
 import { LAB_DEFAULTS, planLab, resolveNode } from '../lab/plan.js';
 import { formatOption, printJson, table, type Format } from './output.js';
 import { call } from '../api/client.js';
+import { demoServices } from './lab-demo.js';
 
 const int = (name: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw new Error(`${name} must be a whole number, not "${v}"`);
@@ -110,7 +111,7 @@ export function labCommand(): Command {
 
   lab
     .command('demo')
-    .description('bring up a 3-node lab with a cluster (1 manager, 2 workers), show it, check every node reaches every other')
+    .description('a 3-node lab with a cluster (1 manager, 2 workers), an overlay network, 6 replicas published in ingress mode and probed on every node from outside, and DNS from inside a task')
     .addOption(prefixOption())
     .action(async (o: { prefix: string }) => {
       const t0 = Date.now();
@@ -143,8 +144,9 @@ export function labCommand(): Command {
       const nodes = await call<{ id: string; hostname: string; status: string; availability: string; managerStatus: string }[]>({ socketPath: nodeSocketPath(plan.nodes[0]!.netns), display: 'n1' }, 'GET', '/v1/nodes');
       console.log(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS'], nodes.map((n) => [n.id, n.hostname, n.status, n.availability, n.managerStatus])));
       if (nodes.length !== 3 || nodes.some((n) => n.status !== 'Ready')) bad++;
+      bad += await demoServices({ socketPath: nodeSocketPath(plan.nodes[0]!.netns), display: 'n1' }, plan.nodes, (l) => console.log(l));
       console.log(`\n${bad === 0 ? 'demo ok' : `demo found ${bad} problems`} in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
-      console.log(`Explore: eval $(meshctl lab env n1); meshctl node ls    meshctl lab exec n2 -- ip -br addr`);
+      console.log(`Explore: eval $(meshctl lab env n1); meshctl service ps web; meshctl debug dataplane web; curl ${plan.nodes[1]!.address}:8080`);
       console.log(`Tear down: meshctl lab down --prefix ${o.prefix}`);
       if (bad) process.exitCode = 1;
     });

@@ -8,6 +8,7 @@ import { meshCommand } from './mesh-commands.js';
 import { serviceCommand } from './service-commands.js';
 import { runCommands } from './run-commands.js';
 import { publishCommand } from './publish-commands.js';
+import { debugCommand } from './debug-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
 import { LabError } from '../lab/lab.js';
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(networkCommand(target));
   for (const c of runCommands(target)) program.addCommand(c);
   program.addCommand(publishCommand(target));
+  program.addCommand(debugCommand(target));
   program.addCommand(meshCommand(target));
   program.addCommand(labCommand());
   try {

@@ -95,6 +95,8 @@ export function registerNetworkRoutes(d: Daemon): void {
       ...(b.data.mtu !== undefined ? { mtu: b.data.mtu } : {}),
       ...(b.data.ingress ? { ingress: true } : {}),
     };
+    // Refused rather than accepted and silently not done: traffic would cross the underlay in clear.
+    if (spec.encrypted) throw new ApiError(400, 'not-implemented', 'encrypted overlay networks (ESP between the nodes) are not implemented yet: the network would carry traffic in clear; create it without --opt encrypted');
     const m = d.requireManager();
     if (m.store.list('network').some((n) => n.spec.name === spec.name)) throw new ApiError(409, 'exists', `a network named "${spec.name}" already exists`);
     const errors = validateNetworkSpec(spec, m.store.list('network'), DEFAULT_CONFIG);

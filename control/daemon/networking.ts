@@ -9,6 +9,7 @@
 // Everything is recomputed as desired state and applied as a diff (a pass with nothing new writes
 // nothing), so meshd restarts, lost events and crashes all converge the same way.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { desiredState, macFromIp, observe, reconcile, sandboxName, type LocalAttachment, type OverlayNetwork, type RemoteEndpoint } from '../../dataplane/overlay/index.js';
 import { EgressAddresses, reconcileEgress, removeEgress, type EgressConfig } from '../../dataplane/overlay/egress.js';
@@ -28,6 +29,7 @@ const SYNC_SETTLE_MS = 300;
 const SYNC_ALONE_MS = 4000;
 const FULL_OBSERVE_MS = 30_000;
 const ADOPT_MS = 10_000;
+const READY_MAX_MS = 10_000;
 
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
@@ -76,6 +78,10 @@ export class NodeNetworking {
   private services = new Map<string, ServiceInfo>();
   private ingressAddr: string | undefined;
   private published: PublishedService[] = [];
+  /** local tasks known to accept on their published TCP port (or that waited long enough) */
+  private ready = new Set<string>();
+  private probing = new Set<string>();
+  private readySeeded = false;
   private preparing = new Map<string, string>();
   private joined = new Set<string>();
   /** networks bulk-synced with a peer since we joined them, and when */
@@ -98,6 +104,8 @@ export class NodeNetworking {
    * brought them yet: a restart never removes an entry only to add it back */
   private readonly adoptUntil = Date.now() + ADOPT_MS;
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
+  /** the endpoint records of the last pass, per network (for `debug dataplane`) */
+  lastSeen: ReadonlyMap<string, readonly EndpointRecord[]> = new Map();
   /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
   onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
 
@@ -184,6 +192,11 @@ export class NodeNetworking {
     this.stats.passes++;
     let writes = 0;
     const local = new Map([...this.o.running(), ...this.preparing]);
+    if (!this.readySeeded) {
+      // tasks a restarted meshd adopts were serving already: no readiness wait (and no churn)
+      this.readySeeded = true;
+      for (const id of this.o.running().keys()) this.ready.add(id);
+    }
 
     // 1. local attachments
     const attachments: LocalAttachment[] = [];
@@ -206,6 +219,8 @@ export class NodeNetworking {
           return;
         }
         if (!svc) return;
+        // a task of a service with published TCP ports joins load balancing once it accepts there
+        if (!draining && this.readinessPort(svc) !== undefined && !this.ready.has(taskId)) return;
         const vip = svc.vips.find((v) => v.network === n.id)?.addr;
         publish(n.id, {
           kind: 'task', task: taskId, service: t.serviceId, serviceName: svc.name, mode: svc.mode,
@@ -367,6 +382,14 @@ export class NodeNetworking {
       writes++;
     }
     this.probe(ingress, seen);
+    for (const [id] of local) {
+      const t = this.tasks.get(id);
+      const svc = t && this.services.get(t.serviceId);
+      const port = svc && this.readinessPort(svc);
+      const a = addrs.get(id);
+      if (port !== undefined && a && !this.ready.has(id) && !this.probing.has(id)) this.waitReady(id, a, port);
+    }
+    for (const id of [...this.ready]) if (!local.has(id)) this.ready.delete(id);
 
     // 6. load balancing: VIPs in each sandbox here, the ingress routing mesh, host-mode ports
     if (this.o.mesh) {
@@ -421,12 +444,51 @@ export class NodeNetworking {
     }
   }
 
+  /** The target port to check before a task takes traffic: its first published TCP port, if any. */
+  private readinessPort(svc: ServiceInfo): number | undefined {
+    return svc.ports?.find((p) => p.protocol === 'tcp')?.target;
+  }
+
+  /**
+   * Connects to the task's port over its egress address until it accepts (at most READY_MAX_MS,
+   * then it is let in anyway): a new or restarted replica gets no connections it would refuse.
+   */
+  private waitReady(id: string, addr: string, port: number): void {
+    this.probing.add(id);
+    const until = Date.now() + READY_MAX_MS;
+    const attempt = (): void => {
+      if (this.closed || !this.probing.has(id)) return;
+      const s = net.connect({ host: addr, port, timeout: 500 });
+      const done = (okay: boolean): void => {
+        s.destroy();
+        if (okay || Date.now() > until) {
+          this.probing.delete(id);
+          this.ready.add(id);
+          this.schedule();
+        } else setTimeout(attempt, 50).unref();
+      };
+      s.once('connect', () => done(true));
+      s.once('error', () => done(false));
+      s.once('timeout', () => done(false));
+    };
+    attempt();
+  }
+
   /** The networks a task resolves names on: its own, in order, without the ingress network. */
   private dnsNetworks(t: TaskObject): string[] {
     return t.networks.map((e) => e.network).filter((id) => this.networks.get(id)?.spec.ingress !== true);
   }
 
+  publishedServices(): readonly PublishedService[] {
+    return this.published;
+  }
+
+  ingressNetworkId(): string | undefined {
+    return this.ingressNetwork()?.id;
+  }
+
   private finish(t0: number, writes: number, errors: string[], seen: Map<string, EndpointRecord[]>): void {
+    this.lastSeen = seen;
     this.stats.lastWrites = writes;
     this.stats.writes += writes;
     this.stats.lastMs = performance.now() - t0;

@@ -10,6 +10,7 @@ import { registerServiceRoutes } from './service-routes.js';
 import { registerNetworkRoutes } from './network-routes.js';
 import { registerAttachmentRoutes } from './attachments.js';
 import { parseUpstream } from './dns-feed.js';
+import { debugDataplane } from './debug-dataplane.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 import { DEFAULT_CERT_EXPIRY_MS, MIN_CERT_EXPIRY_MS, ROOT_VALIDITY_MS } from '../ca/pki.js';
 import { registerSecurityRoutes } from './security-routes.js';
@@ -220,6 +221,11 @@ export function registerRoutes(d: Daemon): void {
     }
     d.dnsFeed.dns.setUpstreams(list);
     return { upstreams: list };
+  });
+
+  r.on('GET', '/v1/local/debug/dataplane/:service', async (req) => {
+    if (!d.networking || !d.mesh) throw new ApiError(503, 'no-dataplane', 'the dataplane runs once the node is in a cluster');
+    return debugDataplane(d.networking, d.mesh, req.params.service!, d.identity.hostname);
   });
 
   // Debug access to the gossip tables (the overlay, DNS and LB will be their real writers).

@@ -10,6 +10,7 @@ import { servicesBench } from './services-bench.js';
 import { allocatorBench } from './allocator-bench.js';
 import { dnsPerfBench } from './dns-perf.js';
 import { overlayBench } from './overlay-bench.js';
+import { ingressBench } from './ingress-bench.js';
 import { lbBench } from './lb-bench.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,7 @@ const benches: Record<string, () => Promise<Figure[]>> = {
   services: servicesBench,
   allocator: allocatorBench,
   overlay: overlayBench,
+  ingress: ingressBench,
   lb: lbBench,
 };
 

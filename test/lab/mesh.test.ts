@@ -1,0 +1,159 @@
+// The routing mesh in a 3-node lab of real meshd, probed from the lab's host side as an outside client
+// would: an ingress port on every node (also one without a task) balanced over every replica, host
+// mode only where a task runs, UDP, unpublish, and a killed task's traffic moving to the others.
+import t from 'tap';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import path from 'node:path';
+import { nodeSocketPath } from '../../control/lab/daemons.js';
+
+const meshctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/meshctl.js');
+const workload = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/workload.js');
+const prefix = `mt${process.pid % 100000}r`;
+const base = `198.19.${190 + (process.pid % 10)}`;
+const NODES = ['n1', 'n2', 'n3'];
+const addr = (n: string): string => `${base}.${10 + Number(n.slice(1))}`;
+
+function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [meshctl, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number }) | null;
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+async function ok(...args: string[]): Promise<string> {
+  const r = await cli(['-H', `unix://${nodeSocketPath(`${prefix}-n1`)}`, ...args]);
+  if (r.code !== 0) throw new Error(`meshctl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** One HTTP GET from the host side; resolves with the answering task's name, or an error string. */
+function get(host: string, port: number, timeoutMs = 2000): Promise<{ task?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => {
+        try {
+          resolve({ task: (JSON.parse(body) as { task: string }).task });
+        } catch {
+          resolve({ error: `bad body ${body.slice(0, 80)}` });
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ error: e.message }));
+  });
+}
+
+function udp(host: string, port: number, timeoutMs = 2000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.toString());
+    });
+    s.send(Buffer.from('ping'), port, host);
+  });
+}
+
+async function until<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined>): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return { value: v, ms: Date.now() - t0 };
+    if (Date.now() - t0 > budgetMs) throw new Error(`${what}: not within ${budgetMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.before(async () => {
+  const r = await cli(['lab', 'up', '--prefix', prefix, '--subnet', `${base}.0/24`, '--nodes', '3', '--managers', '1'], 120_000);
+  if (r.code !== 0) throw new Error(`lab up: ${r.stderr}`);
+  await ok('network', 'create', 'app');
+  // two replicas, never on n1: n1 must still answer (the routing mesh)
+  await ok('service', 'create', '--name', 'web', '--replicas', '2', '--network', 'app', '--constraint', 'node.hostname!=n1', '--publish', '8080:80', '--command', `${workload} http --port 80`);
+});
+
+t.teardown(async () => {
+  await cli(['lab', 'down', '--prefix', prefix]);
+});
+
+t.test('an ingress port answers on every node, and 600 requests reach every replica fairly', async (t) => {
+  for (const n of NODES) await until(`8080 on ${n}`, 10_000, async () => (await get(addr(n), 8080)).task);
+  t.pass('every node answers, n1 runs no task');
+  const count = new Map<string, number>();
+  let failed = 0;
+  for (let i = 0; i < 600; i++) {
+    const r = await get(addr(NODES[i % 3]!), 8080);
+    if (r.task) count.set(r.task, (count.get(r.task) ?? 0) + 1);
+    else failed++;
+  }
+  t.equal(failed, 0, 'no request failed');
+  t.equal(count.size, 2, `both replicas answered: ${JSON.stringify(Object.fromEntries(count))}`);
+  for (const [task, n] of count) t.ok(n >= 150, `${task}: ${n} of 600 (fair share 300, at least half)`);
+  const dbg = JSON.parse(await ok('debug', 'dataplane', 'web', '--format', 'json')) as { problems: string[]; ingress: { kernel: Record<string, number> | null }[]; hostDnat: string[] };
+  t.same(dbg.problems, [], 'debug dataplane on n1 finds no problem');
+  t.equal(Object.keys(dbg.ingress[0]?.kernel ?? {}).length, 2, 'and reads both backends back from the kernel');
+  t.equal(dbg.hostDnat.length, 1, 'and the node DNAT of 8080');
+});
+
+t.test('host mode answers only on nodes with a task; a taken port is refused naming its owner', async (t) => {
+  await ok('service', 'create', '--name', 'hostsvc', '--replicas', '1', '--constraint', 'node.hostname==n2', '--publish', 'published=9090,target=80,mode=host', '--command', `${workload} http --port 80`);
+  await until('9090 on n2', 10_000, async () => (await get(addr('n2'), 9090)).task);
+  for (const n of ['n1', 'n3']) t.ok((await get(addr(n), 9090, 1000)).error, `${n} (no task) does not answer 9090`);
+  const clash = await cli(['-H', `unix://${nodeSocketPath(`${prefix}-n1`)}`, 'service', 'create', '--name', 'clash', '--publish', '8080:80', '--command', '/bin/true']);
+  t.not(clash.code, 0);
+  t.match(clash.stderr, /8080\/tcp is already published by service "web"/, clash.stderr.trim());
+});
+
+t.test('UDP published in ingress mode works on every node', async (t) => {
+  await ok('service', 'create', '--name', 'echo', '--replicas', '1', '--network', 'app', '--publish', '5353:9000/udp', '--command', `${workload} udp --port 9000`);
+  for (const n of NODES) {
+    const r = await until(`udp on ${n}`, 10_000, () => udp(addr(n), 5353));
+    t.match(JSON.parse(r.value), { echo: 'ping' }, `${n}: ${r.value.slice(0, 60)}`);
+  }
+});
+
+t.test('a killed task: traffic moves to the other replica, no failure after the budget', async (t) => {
+  const ps = JSON.parse(await ok('service', 'ps', 'web', '--format', 'json')) as { id: string; node: string; desiredState: string; state: string }[];
+  const victim = ps.find((x) => x.desiredState === 'running' && x.state === 'running')!;
+  const ns = `${prefix}-${victim.node}-t-${victim.id.slice(0, 12)}`;
+  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  for (const p of pids) process.kill(Number(p), 'SIGKILL');
+  const t0 = Date.now();
+  let lastFail = 0;
+  let fails = 0;
+  while (Date.now() - t0 < 8000) {
+    const r = await get(addr(NODES[Math.floor(Math.random() * 3)]!), 8080, 1000);
+    if (r.error) {
+      fails++;
+      lastFail = Date.now() - t0;
+    }
+  }
+  t.ok(lastFail < 5000, `${fails} requests failed, the last ${lastFail} ms after the kill (budget 5 s)`);
+  let after = 0;
+  for (let i = 0; i < 60; i++) if ((await get(addr(NODES[i % 3]!), 8080)).error) after++;
+  t.equal(after, 0, 'then every request succeeds');
+});
+
+t.test('unpublish closes the port everywhere', async (t) => {
+  await ok('service', 'scale', 'web=0');
+  const dbg = JSON.parse(await ok('debug', 'dataplane', 'web', '--format', 'json')) as { problems: string[] };
+  t.match(dbg.problems.join('\n'), /no task of "web" is running/, 'with no replica, debug dataplane says why the port refuses');
+  await ok('service', 'scale', 'web=2');
+  await ok('publish', '--rm', 'web', '8080');
+  for (const n of NODES) await until(`8080 closed on ${n}`, 10_000, async () => ((await get(addr(n), 8080, 1000)).error ? true : undefined));
+  t.pass('no node answers 8080 any more');
+  await ok('publish', 'web', '8081:80');
+  for (const n of NODES) await until(`8081 on ${n}`, 20_000, async () => (await get(addr(n), 8081)).task);
+  t.pass('meshctl publish opens a new one on every node');
+});
