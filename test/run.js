@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): builds, then runs every tier with tap and prints one
 // closing line "N passed, N failed, N skipped". Tiers: unit (pure), kernel (real netlink objects in
-// throwaway namespaces), lab (several meshd in namespaces), vm (a VM with Debian's stock kernel, for
-// IPVS: test/vm/microvm.sh). Usage: node test/run.js [tier...]
+// throwaway namespaces), lab (several meshd in namespaces), vm (qemu guests with Debian's stock kernel:
+// every dist/test/vm/**/*.test.js; test/vm/microvm.sh for IPVS, test/vm/cluster for a 3-VM cluster
+// provisioned by the Vagrant scripts). Usage: node test/run.js [tier...]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,7 @@ const tiers = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 for (const t of tiers) if (!ALL.includes(t)) { console.error(`unknown tier "${t}" (tiers: ${ALL.join(', ')})`); process.exit(2); }
 
 // Per-tier limits: tap kills a test file that runs longer than this (seconds).
-const settings = { unit: { jobs: 2, timeout: 300 }, kernel: { jobs: 2, timeout: 120 }, lab: { jobs: 1, timeout: 600 }, vm: { jobs: 1, timeout: 600 } };
+const settings = { unit: { jobs: 2, timeout: 300 }, kernel: { jobs: 2, timeout: 120 }, lab: { jobs: 1, timeout: 600 }, vm: { jobs: 1, timeout: 900 } };
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: opts.capture ? ['ignore', 'pipe', 'inherit'] : 'inherit', encoding: 'utf8', env: { ...process.env, ...opts.env } });
@@ -64,6 +65,7 @@ for (const tier of tiers) {
   const out = r.stdout ?? '';
   // Keep the log short: failures in full, passes as one line per file.
   for (const line of out.split('\n')) {
+    if (/^\s*# durations: /.test(line)) { console.log(line.trim()); continue; } // a tier's own timings (vm)
     if (/^(not ok|ok) \d+ - /.test(line) || /^\s+not ok/.test(line) || /^\s+(---|\.\.\.|\w+:|  )/.test(line) && /not ok|error|found|wanted|stack|at:|message/i.test(line)) console.log(line);
   }
   const summary = out.match(/# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?/);
