@@ -13,6 +13,8 @@
 set -euo pipefail
 
 CACHE=${MESH_VM_CACHE:-/var/cache/meshd-vm}
+# the initrd is rebuilt whenever this script (which holds its init) changes
+REV=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
 MEM=${MESH_VM_MEM:-1024}
 EARLY="virtio_pci 9pnet_virtio 9p overlay"
 
@@ -32,7 +34,7 @@ setup() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
   fi
-  if [ -n "$(kver)" ] && [ -f "$CACHE/initrd-$(kver).cpio.gz" ] && [ "${1:-}" != --force ]; then log "ready (kernel $(kver))"; return; fi
+  if [ -n "$(kver)" ] && [ -f "$CACHE/initrd-$(kver)-$REV.cpio.gz" ] && [ "${1:-}" != --force ]; then log "ready (kernel $(kver))"; return; fi
   mkdir -p "$CACHE"
   exec 9>"$CACHE/.lock"; flock 9
   local pkg tmp
@@ -86,7 +88,7 @@ mount -t tmpfs -o size=60% tmpfs /upper; mkdir -p /upper/u /upper/w
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w /newroot
 mount -t proc proc /newroot/proc; mount -t sysfs sys /newroot/sys; mount -t devtmpfs dev /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm; mount -t devpts devpts /newroot/dev/pts; mount -t tmpfs tmpfs /newroot/dev/shm
-mount -t tmpfs tmpfs /newroot/run; mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/run  # /tmp stays on the overlay: a tmpfs there would hide a checkout under /tmp
 mkdir -p /newroot/lib/modules/$kv /newroot/run/res; mount --bind /lower$CACHE/$kv/base/lib/modules/$kv /newroot/lib/modules/$kv
 mount --bind /res /newroot/run/res
 chroot /newroot /bin/bash /run/res/cmd.sh >/res/output.log 2>&1
@@ -94,14 +96,14 @@ echo \$? >/res/rc
 sync; umount /newroot/run/res; umount /res; poweroff -f
 EOF
   chmod +x "$d/init"
-  ( cd "$d" && find . | cpio -o -H newc 2>/dev/null | gzip -1 ) >"$CACHE/initrd-$kv.cpio.gz"
+  ( cd "$d" && find . | cpio -o -H newc 2>/dev/null | gzip -1 ) >"$CACHE/initrd-$kv-$REV.cpio.gz"
   rm -rf "$d"
 }
 
 check() {
   [ "$(id -u)" = 0 ] || { echo "not root"; return 1; }
   command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (test/vm/microvm.sh setup)"; return 1; }
-  [ -n "$(kver)" ] && [ -f "$CACHE/initrd-$(kver).cpio.gz" ] || { echo "no kernel in $CACHE (test/vm/microvm.sh setup)"; return 1; }
+  [ -n "$(kver)" ] && [ -f "$CACHE/initrd-$(kver)-$REV.cpio.gz" ] || { echo "no kernel in $CACHE (test/vm/microvm.sh setup)"; return 1; }
   echo "ok: kernel $(kver)"
 }
 
@@ -133,7 +135,7 @@ run() {
   local t0=$SECONDS
   timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 1 -nodefaults -no-reboot \
     -display none -serial "file:$out/console.log" \
-    -kernel "$CACHE/$kv/vmlinuz" -initrd "$CACHE/initrd-$kv.cpio.gz" \
+    -kernel "$CACHE/$kv/vmlinuz" -initrd "$CACHE/initrd-$kv-$REV.cpio.gz" \
     -append "console=ttyS0 quiet panic=-1 oops=panic" \
     -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap" -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
     -fsdev "local,id=res,path=$out,security_model=none" -device virtio-9p-pci,fsdev=res,mount_tag=res || true

@@ -35,9 +35,9 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null
 mount -t bpf bpf /newroot/sys/fs/bpf 2>/dev/null
-# /run and /tmp of the guest are its own (the host's /run holds other engineers' netns files).
+# /run of the guest is its own (the host's /run holds other engineers' netns files); /tmp stays on
+# the overlay, so a checkout under /tmp remains visible.
 mount -t tmpfs -o mode=0755 run /newroot/run
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mkdir -p /newroot/run/mvc /newroot/run/lock /newroot/run/netns
 mount --bind /mvc /newroot/run/mvc
 # Kernel modules: the cache's tree, at the path the kernel release expects, inside the chroot.
