@@ -3,21 +3,8 @@ import { Command } from 'commander';
 import { call } from '../api/client.js';
 import { formatOption, printJson, table, type Format } from './output.js';
 import type { TargetFn } from './cluster-commands.js';
+import type { NetworkSummary } from '../daemon/network-routes.js';
 
-interface NetworkSummary {
-  id: string;
-  name: string;
-  driver: string;
-  scope: string;
-  subnet: string;
-  gateway: string;
-  vni: number | null;
-  attachable: boolean;
-  encrypted: boolean;
-  ingress: boolean;
-  services: number;
-  error?: string;
-}
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
 

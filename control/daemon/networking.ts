@@ -106,8 +106,6 @@ export class NodeNetworking {
   readonly stats: NetworkingStats = { passes: 0, writes: 0, lastWrites: 0, lastMs: 0, errors: 0 };
   /** the endpoint records of the last pass, per network (for `debug dataplane`) */
   lastSeen: ReadonlyMap<string, readonly EndpointRecord[]> = new Map();
-  /** called after each pass with the endpoints this node sees, per network (DNS and LB feed on it) */
-  onEndpoints: ((byNetwork: Map<string, EndpointRecord[]>) => void) | undefined;
 
   constructor(private readonly o: NetworkingOptions) {
     this.egressCfg = { bridge: 'msh-gw', subnet: '172.18.0.0/16', table: 'msh_egress', ...o.egress };
@@ -496,11 +494,6 @@ export class NodeNetworking {
       this.stats.errors += errors.length;
       this.stats.lastError = errors[0];
       this.o.log(`networking: ${errors.length} errors, first: ${errors[0]}`);
-    }
-    try {
-      this.onEndpoints?.(seen);
-    } catch (e) {
-      this.o.log(`networking: endpoint subscriber: ${(e as Error).message}`);
     }
     if (this.o.dns) {
       this.o.dns.sync(seen, this.networks);

@@ -66,17 +66,13 @@ export async function overlayBench(): Promise<Figure[]> {
         const known = new Set(sbx.neighbors().map((n) => n.ip));
         void on('n1', 'service', 'scale', `p=${k}`, '--detach');
         let t0 = 0;
-        let ns = '';
         const deadline = Date.now() + 20_000;
         // t0: the task's namespace appears on n1 (its start); t1: n2's kernel has both entries
         for (;;) {
           if (Date.now() > deadline) throw new Error(`task ${k}: no FDB/neighbour entry on n2 within 20 s`);
           if (!t0) {
             const fresh = taskNs('n1').find((n) => !before.has(n));
-            if (fresh) {
-              t0 = performance.now();
-              ns = fresh;
-            }
+            if (fresh) t0 = performance.now();
           }
           const added = sbx.neighbors().filter((n) => !known.has(n.ip) && n.permanent);
           if (t0 && added.length) {
@@ -88,7 +84,6 @@ export async function overlayBench(): Promise<Figure[]> {
           }
           await sleep(1);
         }
-        void ns;
       }
     } finally {
       sbx.close();

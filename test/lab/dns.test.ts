@@ -3,47 +3,16 @@
 // upstream, and freshness as tasks come and go.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { nodeSocketPath } from '../../control/lab/daemons.js';
+import { cli, okOn, until, WORKLOAD } from '../helpers/lab.js';
 import { call } from '../../control/api/client.js';
 import { startTestResolver, type TestResolver } from '../unit/dns/testresolver.js';
 
-const meshctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/meshctl.js');
-const workload = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/workload.js');
 const prefix = `mt${process.pid % 100000}d`;
 const base = `198.19.${170 + (process.pid % 20)}`;
 const NODES = ['n1', 'n2', 'n3'];
-
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], timeoutMs = 120_000): Promise<Res> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [meshctl, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-async function ok(...args: string[]): Promise<string> {
-  const r = await cli(['-H', `unix://${nodeSocketPath(`${prefix}-n1`)}`, ...args]);
-  if (r.code !== 0) throw new Error(`meshctl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function until<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined>): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return { value: v, ms: Date.now() - t0 };
-    if (Date.now() - t0 > budgetMs) throw new Error(`${what}: not within ${budgetMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const workload = WORKLOAD;
+const ok = (...args: string[]): Promise<string> => okOn(prefix, 'n1', ...args);
 
 const nodeIds = new Map<string, string>();
 interface Task {

@@ -2,33 +2,17 @@
 // would: an ingress port on every node (also one without a task) balanced over every replica, host
 // mode only where a task runs, UDP, unpublish, and a killed task's traffic moving to the others.
 import t from 'tap';
-import { execFile, execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import path from 'node:path';
-import { nodeSocketPath } from '../../control/lab/daemons.js';
+import { cli, okOn, onNode, until, WORKLOAD } from '../helpers/lab.js';
 
-const meshctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/meshctl.js');
-const workload = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/workload.js');
 const prefix = `mt${process.pid % 100000}r`;
 const base = `198.19.${190 + (process.pid % 10)}`;
 const NODES = ['n1', 'n2', 'n3'];
+const workload = WORKLOAD;
+const ok = (...args: string[]): Promise<string> => okOn(prefix, 'n1', ...args);
 const addr = (n: string): string => `${base}.${10 + Number(n.slice(1))}`;
-
-function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [meshctl, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-async function ok(...args: string[]): Promise<string> {
-  const r = await cli(['-H', `unix://${nodeSocketPath(`${prefix}-n1`)}`, ...args]);
-  if (r.code !== 0) throw new Error(`meshctl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** One HTTP GET from the host side; resolves with the answering task's name, or an error string. */
 function get(host: string, port: number, timeoutMs = 2000): Promise<{ task?: string; error?: string }> {
@@ -63,16 +47,6 @@ function udp(host: string, port: number, timeoutMs = 2000): Promise<string | und
     });
     s.send(Buffer.from('ping'), port, host);
   });
-}
-
-async function until<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined>): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return { value: v, ms: Date.now() - t0 };
-    if (Date.now() - t0 > budgetMs) throw new Error(`${what}: not within ${budgetMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 t.before(async () => {
@@ -110,7 +84,7 @@ t.test('host mode answers only on nodes with a task; a taken port is refused nam
   await ok('service', 'create', '--name', 'hostsvc', '--replicas', '1', '--constraint', 'node.hostname==n2', '--publish', 'published=9090,target=80,mode=host', '--command', `${workload} http --port 80`);
   await until('9090 on n2', 10_000, async () => (await get(addr('n2'), 9090)).task);
   for (const n of ['n1', 'n3']) t.ok((await get(addr(n), 9090, 1000)).error, `${n} (no task) does not answer 9090`);
-  const clash = await cli(['-H', `unix://${nodeSocketPath(`${prefix}-n1`)}`, 'service', 'create', '--name', 'clash', '--publish', '8080:80', '--command', '/bin/true']);
+  const clash = await onNode(prefix, 'n1', 'service', 'create', '--name', 'clash', '--publish', '8080:80', '--command', '/bin/true');
   t.not(clash.code, 0);
   t.match(clash.stderr, /8080\/tcp is already published by service "web"/, clash.stderr.trim());
 });

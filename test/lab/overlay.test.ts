@@ -3,49 +3,17 @@
 // kernel's FDB and neighbour tables follow the tasks, overlay health names a blocked UDP 4789, and a
 // restarted meshd adopts the dataplane without touching it.
 import t from 'tap';
-import { execFile, execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { killNetnsProcesses, nodeSocketPath, startNodeDaemon } from '../../control/lab/daemons.js';
+import { cli, okOn, onNode, until, WORKLOAD, type Res } from '../helpers/lab.js';
 
-const meshctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/meshctl.js');
-const workload = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/workload.js');
 const prefix = `mt${process.pid % 100000}o`;
 const base = `198.19.${100 + (process.pid % 30)}`;
 const NODES = ['n1', 'n2', 'n3'];
-
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], timeoutMs = 60_000): Promise<Res> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [meshctl, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-const on = async (n: string, ...args: string[]): Promise<Res> => cli(['-H', `unix://${nodeSocketPath(`${prefix}-${n}`)}`, ...args]);
-async function ok(n: string, ...args: string[]): Promise<string> {
-  const r = await on(n, ...args);
-  if (r.code !== 0) throw new Error(`meshctl ${args.join(' ')} on ${n}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function until<T>(what: string, budgetMs: number, fn: () => Promise<T | undefined> | T | undefined): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await Promise.resolve().then(fn).catch(() => undefined);
-    if (v !== undefined) return { value: v, ms: Date.now() - t0 };
-    if (Date.now() - t0 > budgetMs) throw new Error(`${what}: not within ${budgetMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const workload = WORKLOAD;
+const on = (n: string, ...args: string[]): Promise<Res> => onNode(prefix, n, ...args);
+const ok = (n: string, ...args: string[]): Promise<string> => okOn(prefix, n, ...args);
 
 /** Runs a command inside a namespace; never throws (the result says how it went). */
 function inNs(ns: string, argv: string[], timeoutMs = 5000): Res {
