@@ -117,6 +117,7 @@ export class NodeNetworking {
     setTimeout(() => this.schedule(), ADOPT_MS + 50).unref();
   }
   private resync: NodeJS.Timeout;
+  private lastUpdate = '';
 
   get isbx(): string {
     return `${this.o.prefix}-isbx`;
@@ -124,6 +125,12 @@ export class NodeNetworking {
 
   /** The dispatcher's view: this node's tasks, the networks and services they use, its ingress address. */
   update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[] }): void {
+    // Every heartbeat brings the view again; an unchanged one needs no pass (local task changes,
+    // gossip and readiness schedule their own, and the periodic resync repairs drift). A pass per
+    // beat cost a manager as much CPU as its Raft work under write load.
+    const key = JSON.stringify(u);
+    if (key === this.lastUpdate) return;
+    this.lastUpdate = key;
     this.published = u.published ?? [];
     this.tasks = new Map(u.tasks.map((t) => [t.id, t]));
     this.networks = new Map(u.networks.map((n) => [n.id, n]));

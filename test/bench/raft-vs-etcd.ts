@@ -1,7 +1,11 @@
-// meshd's Raft (3 managers on loopback) against etcd 3.4 from Debian (3 members on loopback), same
-// run, same machine, same timeouts (heartbeat 100 ms, election 1000 ms), state on the same disk.
-// The two clusters run one after the other so they do not compete for CPUs. The client side is the
-// same for both: Node HTTP/1.1 with a keep-alive agent, N workers looping for a fixed time.
+// meshd's Raft (3 managers) against etcd 3.4 from Debian (3 members), same run, same machine, same
+// timeouts (heartbeat 100 ms, election 1000 ms), state on the same disk. Both run as a real
+// deployment would: each member in its own network namespace of a namespace lab (one node each,
+// on a bridge underlay in 198.18.77.0/24), so a meshd manages its own node's dataplane and no two
+// daemons share (or fight over) one kernel namespace; Raft traffic is mutually authenticated TLS for
+// both (meshd always; etcd with peer certificates from a throw-away CA, as an operator runs it).
+// Clients: Node HTTP/1.1 with a keep-alive agent, N workers looping for a fixed time; meshd's API
+// on its local socket, etcd's client URL (plain HTTP) through the lab's host link.
 //
 //   failover      kill -9 the leader; time until a write through a surviving member succeeds. A new
 //                 attempt starts every HEDGE_MS (each may wait up to 5 s), so the figure is when the
@@ -14,7 +18,7 @@
 // Environment: RAFT_BENCH_KILLS (default 20), RAFT_BENCH_SECONDS (per concurrency, default 5),
 // RAFT_BENCH_ONLY=meshd|etcd (one side only, for profiling), RAFT_BENCH_SKIP=failover|throughput,
 // RAFT_BENCH_NODE_ARGS (extra node flags for the meshd members, e.g. --cpu-prof --cpu-prof-dir=DIR),
-// RAFT_BENCH_KEEP=1 (keep the state dirs and logs).
+// RAFT_BENCH_KEEP=1 (keep the state dirs and logs), RAFT_BENCH_ETCD_TLS=0 (etcd peers in plain HTTP).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +28,8 @@ import crypto from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { median, msSince, percentile, type Figure } from './figures.js';
+import { labDown, labUp } from '../../control/lab/lab.js';
+import type { LabPlan } from '../../control/lab/plan.js';
 
 const MESHD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/meshd.js');
 const ETCD = '/usr/bin/etcd';
@@ -32,7 +38,8 @@ const ELECTION_MS = 1000;
 const KEYS = 1000;
 const VALUE_BYTES = 1024;
 const HEDGE_MS = 20;
-const MESHD_PORTS = [23771, 23772, 23773];
+/** The bench's namespace lab: mt-prefixed, so the test runner's leak check sees a leftover. */
+const LAB = { prefix: 'mtrb', nodes: 3, subnet: '198.18.77.0/24', mtu: 1500 };
 
 const env = process.env;
 const KILLS = Math.max(1, Number(env.RAFT_BENCH_KILLS ?? 20));
@@ -124,9 +131,10 @@ function killAllSync(): void {
   }
 }
 
-function startProc(cmd: string, args: string[], logFile: string, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
+/** Starts a member inside a lab node's namespace (nsenter execs it: the pid is the member's). */
+function startProc(netns: string, cmd: string, args: string[], logFile: string, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
   const log = fs.openSync(logFile, 'a');
-  const c = spawn(cmd, args, { stdio: ['ignore', log, log], env: { ...process.env, ...extraEnv } });
+  const c = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args], { stdio: ['ignore', log, log], env: { ...process.env, ...extraEnv } });
   fs.closeSync(log);
   live.add(c);
   c.on('exit', () => live.delete(c));
@@ -142,23 +150,6 @@ async function kill(c: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKI
     c.kill('SIGKILL');
     await gone;
   }
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen({ host: '127.0.0.1', port }, () => s.close(() => resolve(true)));
-  });
-}
-
-/** Three consecutive free loopback ports from the first base that has them. */
-async function freePorts(bases: number[], n: number): Promise<number[]> {
-  for (const b of bases) {
-    const ports = Array.from({ length: n }, (_, i) => b + i);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return ports;
-  }
-  throw new Error(`no ${n} free loopback ports at ${bases.join(', ')}`);
 }
 
 function etcdPids(): number[] {
@@ -213,7 +204,25 @@ interface Cluster {
   /** Waits until member i is back, follows the leader and has caught up. */
   waitHealthy(i: number): Promise<void>;
   stop(): Promise<void>;
+  /** The members' process ids (for CPU accounting). */
+  pids(): number[];
 }
+
+/** CPU seconds (user + system) the processes have used so far. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // fields after the command name's closing parenthesis: utime and stime are the 12th and 13th
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / CLK_TCK;
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export class MeshdCluster implements Cluster {
   readonly name = 'meshd';
@@ -221,7 +230,7 @@ export class MeshdCluster implements Cluster {
 
   constructor(
     private readonly dir: string,
-    private readonly gossipPorts?: number[],
+    private readonly lab: LabPlan,
   ) {}
 
   private sock(i: number): string {
@@ -238,10 +247,11 @@ export class MeshdCluster implements Cluster {
 
   private async spawnMember(i: number): Promise<void> {
     const nodeArgs = (env.RAFT_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const node = this.lab.nodes[i]!;
     const args = [...nodeArgs, MESHD, '--state-dir', path.join(this.dir, `m${i + 1}`), '--socket', this.sock(i), '--hostname', `m${i + 1}`,
+      '--task-prefix', `${node.netns}-t-`,
       '--tick-ms', String(HEARTBEAT_MS), '--raft-heartbeat-ms', String(HEARTBEAT_MS), '--election-ms', String(ELECTION_MS)];
-    if (this.gossipPorts) args.push('--gossip-port', String(this.gossipPorts[i]));
-    this.procs[i] = startProc(process.execPath, args, path.join(this.dir, `m${i + 1}.log`));
+    this.procs[i] = startProc(node.netns, process.execPath, args, path.join(this.dir, `m${i + 1}.log`));
     const p = this.procs[i]!;
     await until(`meshd m${i + 1} socket`, 15_000, async () => {
       if (p.exitCode !== null) throw new Error(`meshd m${i + 1} exited with ${p.exitCode}`);
@@ -251,7 +261,7 @@ export class MeshdCluster implements Cluster {
 
   async start(): Promise<void> {
     await Promise.all([0, 1, 2].map((i) => this.spawnMember(i)));
-    const addr = (i: number): string => `127.0.0.1:${MESHD_PORTS[i]}`;
+    const addr = (i: number): string => `${this.lab.nodes[i]!.address}:2377`;
     await request(undefined, this.endpoint(0), 'POST', '/v1/swarm/init', JSON.stringify({ advertiseAddr: addr(0), listenAddr: addr(0) }), 15_000);
     const { token } = JSON.parse(await request(undefined, this.endpoint(0), 'GET', '/v1/swarm/join-token/manager', undefined, 5000)) as { token: string };
     for (const i of [1, 2]) {
@@ -302,6 +312,10 @@ export class MeshdCluster implements Cluster {
     await Promise.all(this.procs.map((p) => kill(p, 'SIGTERM')));
     this.procs = [undefined, undefined, undefined];
   }
+
+  pids(): number[] {
+    return this.procs.flatMap((p) => (p?.pid ? [p.pid] : []));
+  }
 }
 
 interface EtcdStatus {
@@ -315,14 +329,18 @@ export class EtcdCluster implements Cluster {
   readonly name = 'etcd';
   private procs: (ChildProcess | undefined)[] = [undefined, undefined, undefined];
 
+  private readonly tls: boolean;
+
   constructor(
     private readonly dir: string,
-    private readonly clientPorts: number[],
-    private readonly peerPorts: number[],
-  ) {}
+    private readonly lab: LabPlan,
+  ) {
+    this.tls = env.RAFT_BENCH_ETCD_TLS !== '0';
+    if (this.tls) makePeerCerts(dir, lab.nodes.map((n) => n.address));
+  }
 
   endpoint(i: number): Endpoint {
-    return { host: '127.0.0.1', port: this.clientPorts[i]! };
+    return { host: this.lab.nodes[i]!.address, port: 2379 };
   }
 
   private status(i: number): Promise<EtcdStatus> {
@@ -330,8 +348,8 @@ export class EtcdCluster implements Cluster {
   }
 
   private spawnMember(i: number, fresh: boolean): void {
-    const peer = (j: number): string => `http://127.0.0.1:${this.peerPorts[j]}`;
-    const client = `http://127.0.0.1:${this.clientPorts[i]}`;
+    const peer = (j: number): string => `${this.tls ? 'https' : 'http'}://${this.lab.nodes[j]!.address}:2380`;
+    const client = `http://${this.lab.nodes[i]!.address}:2379`;
     const args = [
       '--name', `e${i + 1}`, '--data-dir', path.join(this.dir, `e${i + 1}`),
       '--listen-client-urls', client, '--advertise-client-urls', client,
@@ -340,8 +358,12 @@ export class EtcdCluster implements Cluster {
       '--initial-cluster-state', fresh ? 'new' : 'existing', '--initial-cluster-token', `bench-${process.pid}`,
       '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
       '--logger', 'zap', '--log-level', 'warn',
+      ...(this.tls
+        ? ['--peer-client-cert-auth', '--peer-trusted-ca-file', path.join(this.dir, 'ca.crt'),
+            '--peer-cert-file', path.join(this.dir, `e${i + 1}.crt`), '--peer-key-file', path.join(this.dir, `e${i + 1}.key`)]
+        : []),
     ];
-    this.procs[i] = startProc(ETCD, args, path.join(this.dir, `e${i + 1}.log`), { ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch });
+    this.procs[i] = startProc(this.lab.nodes[i]!.netns, ETCD, args, path.join(this.dir, `e${i + 1}.log`), { ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch });
   }
 
   async start(): Promise<void> {
@@ -393,6 +415,10 @@ export class EtcdCluster implements Cluster {
     await Promise.all(this.procs.map((p) => kill(p, 'SIGTERM')));
     this.procs = [undefined, undefined, undefined];
   }
+
+  pids(): number[] {
+    return this.procs.flatMap((p) => (p?.pid ? [p.pid] : []));
+  }
 }
 
 // ---- measurements ------------------------------------------------------------------------------------
@@ -404,6 +430,8 @@ interface LoadResult {
   perSec: number;
   latencies: number[];
   errors: number;
+  /** CPU time of all members per committed write (µs): what a write costs, whatever else runs. */
+  cpuUsPerWrite: number;
 }
 
 /** `clients` workers write to member i in a loop for `seconds`; returns writes/s and latencies. */
@@ -413,6 +441,7 @@ export async function load(c: Cluster, i: number, clients: number, seconds: numb
   let errors = 0;
   let next = firstKey;
   let firstError: unknown;
+  const cpu0 = cpuSeconds(c.pids());
   const t0 = process.hrtime.bigint();
   const end = Date.now() + seconds * 1000;
   const worker = async (): Promise<void> => {
@@ -431,9 +460,10 @@ export async function load(c: Cluster, i: number, clients: number, seconds: numb
   };
   await Promise.all(Array.from({ length: clients }, worker));
   const elapsed = msSince(t0) / 1000;
+  const cpuUsPerWrite = ((cpuSeconds(c.pids()) - cpu0) * 1e6) / Math.max(1, latencies.length);
   agent.destroy();
   if (errors > latencies.length / 100) throw new Error(`${c.name}: ${errors} of ${errors + latencies.length} writes failed: ${(firstError as Error).message}`);
-  return { perSec: latencies.length / elapsed, latencies, errors };
+  return { perSec: latencies.length / elapsed, latencies, errors, cpuUsPerWrite };
 }
 
 /** Every key written once (one writer per key), so the runs after it only overwrite. */
@@ -517,7 +547,7 @@ async function runBoth(clusters: Cluster[], what: { failover: boolean; throughpu
         await load(c, lead, n, WARMUP_S, 0);
         const res = await load(c, lead, n, SECONDS, n * 7);
         out.get(c.name)!.load.set(n, res);
-        console.error(`raft bench: ${c.name.padEnd(5)} ${String(n).padStart(2)} clients: ${res.perSec.toFixed(0)} writes/s, p50 ${median(res.latencies).toFixed(2)} ms, p99 ${percentile(res.latencies, 99).toFixed(2)} ms${res.errors ? `, ${res.errors} errors` : ''}`);
+        console.error(`raft bench: ${c.name.padEnd(5)} ${String(n).padStart(2)} clients: ${res.perSec.toFixed(0)} writes/s, p50 ${median(res.latencies).toFixed(2)} ms, p99 ${percentile(res.latencies, 99).toFixed(2)} ms, CPU ${res.cpuUsPerWrite.toFixed(0)} µs/write${res.errors ? `, ${res.errors} errors` : ''}`);
       }
     }
   }
@@ -548,15 +578,14 @@ export async function raftVsEtcdBench(): Promise<Figure[]> {
   let results = new Map<string, SystemResult>();
   const clusters: Cluster[] = [];
   try {
+    const lab = (await labUp(LAB, () => undefined, { daemons: false })).plan;
     if (only !== 'meshd') {
-      const [clientPorts, peerPorts] = [await freePorts([23781, 24781, 25781], 3), await freePorts([23791, 24791, 25791], 3)];
       fs.mkdirSync(path.join(dir, 'etcd'));
-      clusters.push(new EtcdCluster(path.join(dir, 'etcd'), clientPorts, peerPorts));
+      clusters.push(new EtcdCluster(path.join(dir, 'etcd'), lab));
     }
     if (only !== 'etcd') {
-      for (const p of MESHD_PORTS) if (!(await portFree(p))) throw new Error(`port ${p} is in use`);
       fs.mkdirSync(path.join(dir, 'meshd'));
-      clusters.push(new MeshdCluster(path.join(dir, 'meshd'), await meshdExtraPorts()));
+      clusters.push(new MeshdCluster(path.join(dir, 'meshd'), lab));
     }
     results = await runBoth(clusters, what);
   } catch (e) {
@@ -572,20 +601,33 @@ export async function raftVsEtcdBench(): Promise<Figure[]> {
   } finally {
     await Promise.all(clusters.map((c) => c.stop().catch(() => undefined)));
     killAllSync();
+    await labDown(LAB.prefix);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', killAllSync);
     if (env.RAFT_BENCH_KEEP) console.error(`raft bench: state kept in ${dir}`);
     else fs.rmSync(dir, { recursive: true, force: true });
   }
-  return figures(results, `${os.cpus().length} CPUs, load avg ${load0.toFixed(1)} before the run`);
+  return figures(results, `${os.cpus().length} CPUs, load avg ${load0.toFixed(1)} before the run; one namespace per member, Raft over mutual TLS for both${env.RAFT_BENCH_ETCD_TLS === '0' ? ' (etcd: plain, RAFT_BENCH_ETCD_TLS=0)' : ''}`);
 }
 
-/** Newer meshd also gossips (default port 7946): give each member its own port when it can. */
-async function meshdExtraPorts(): Promise<number[] | undefined> {
-  const help = spawnSync(process.execPath, [MESHD, '--help'], { encoding: 'utf8' }).stdout ?? '';
-  if (!help.includes('--gossip-port')) return undefined;
-  return freePorts([23774, 24774, 25774], 3);
+/** A throw-away CA and one certificate per etcd member (P-256, as meshd's), for mutual peer TLS. */
+function makePeerCerts(dir: string, addrs: string[]): void {
+  const ossl = (args: string[]): void => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key']);
+  ossl(['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=raft-bench-ca', '-days', '2', '-out', 'ca.crt']);
+  addrs.forEach((a, i) => {
+    const n = `e${i + 1}`;
+    fs.writeFileSync(path.join(dir, `${n}.ext`), `subjectAltName=IP:${a}
+extendedKeyUsage=serverAuth,clientAuth
+`);
+    ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${n}.key`]);
+    ossl(['req', '-new', '-key', `${n}.key`, '-subj', `/CN=${n}`, '-out', `${n}.csr`]);
+    ossl(['x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${n}.ext`, '-out', `${n}.crt`]);
+  });
 }
 
 function figures(results: Map<string, SystemResult>, machine: string): Figure[] {
@@ -606,6 +648,9 @@ function figures(results: Map<string, SystemResult>, machine: string): Figure[] 
   add('raft: leader failover p99', 'ms', false, (r) => (fo(r) ? percentile(fo(r)!, 99) : undefined));
   for (const n of CONCURRENCY) {
     add(`raft: 1 KiB writes/s, ${n} client${n > 1 ? 's' : ''}`, 'writes/s', true, (r) => r.load.get(n)?.perSec, n === 1 ? `${SECONDS} s each, to the leader, ${KEYS} keys` : undefined);
+  }
+  for (const n of CONCURRENCY) {
+    add(`raft: CPU per write, ${n} client${n > 1 ? 's' : ''}`, 'µs', false, (r) => r.load.get(n)?.cpuUsPerWrite, n === 1 ? 'user+system time of all 3 members per committed write' : undefined);
   }
   for (const n of CONCURRENCY) {
     add(`raft: commit latency p50, ${n} client${n > 1 ? 's' : ''}`, 'ms', false, (r) => { const l = r.load.get(n); return l ? median(l.latencies) : undefined; });
