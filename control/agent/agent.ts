@@ -24,6 +24,8 @@ export interface AgentOptions {
   log: (l: string) => void;
   /** attach a starting task's networks (its namespace exists; its command has not run yet) */
   prepareTask?: (t: TaskObject, netns: string) => Promise<void>;
+  /** before a running task is stopped: take it out of load balancing and DNS first */
+  drainTask?: (t: TaskObject) => Promise<void>;
   /** the set of running local tasks changed (a start, an exit, a removal) */
   tasksChanged?: () => void;
 }
@@ -100,7 +102,8 @@ export class Agent {
         }
       } else if (l && !l.stopping && l.runtime.inspect(t.id)?.state === 'running') {
         l.stopping = true;
-        void l.runtime.stop(t.id, STOP_GRACE_MS).catch((e: Error) => this.o.log(`agent: stop ${t.id}: ${e.message}`));
+        const drained = this.o.drainTask ? this.o.drainTask(t).catch((e: Error) => this.o.log(`agent: drain ${t.id}: ${e.message}`)) : Promise.resolve();
+        void drained.then(() => l.runtime.stop(t.id, STOP_GRACE_MS)).catch((e: Error) => this.o.log(`agent: stop ${t.id}: ${e.message}`));
       } else if (l && l.runtime.inspect(t.id)?.state !== 'running' && t.status.state !== 'shutdown' && !['complete', 'failed', 'rejected', 'orphaned'].includes(t.status.state)) {
         this.report(t.id, 'shutdown', 'stopped');
       }

@@ -240,6 +240,7 @@ export class Daemon {
         report: (r) => this.queueReports(r),
         log: this.log,
         prepareTask: (t, ns) => net.prepare(t, ns),
+        drainTask: (t) => net.drain(t),
         tasksChanged: () => net.schedule(),
       });
       void this.agent.start().catch((e: Error) => this.log(`agent: ${e.message}`));
@@ -759,7 +760,7 @@ export class Daemon {
     if (reply.tasks && this.agent) {
       this.knownVersion = reply.version ?? '';
       await this.agent.start(); // adoption first: the networking pass needs to know what runs here
-      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, published: reply.published ?? [], ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
+      this.networking?.update({ tasks: reply.tasks, networks: reply.networks ?? [], services: reply.services ?? {}, published: reply.published ?? [], downNodes: reply.downNodes ?? [], ...(reply.ingressAddr ? { ingressAddr: reply.ingressAddr } : {}) });
       await this.agent.apply(reply.tasks);
     }
     return true;
@@ -1029,6 +1030,8 @@ export interface SessionReply extends HeartbeatReply {
   services?: Record<string, ServiceInfo>;
   ingressAddr?: string;
   published?: PublishedService[];
+  /** nodes the managers marked down: their endpoints take no traffic */
+  downNodes?: string[];
   version?: string;
   serviceNames?: Record<string, string>;
   errors?: string[];

@@ -4,7 +4,7 @@ import type { NetworkObject, TaskObject } from '../store/objects.js';
 import type { ServiceInfo } from './networking.js';
 import type { PublishedService } from './routing-mesh.js';
 
-export function networkView(store: Store, nodeId: string, tasks: readonly TaskObject[]): { networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published: PublishedService[] } {
+export function networkView(store: Store, nodeId: string, tasks: readonly TaskObject[]): { networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published: PublishedService[]; downNodes: string[] } {
   const netIds = new Set<string>();
   for (const t of tasks) for (const e of t.networks) netIds.add(e.network);
   const networks: NetworkObject[] = [];
@@ -24,5 +24,7 @@ export function networkView(store: Store, nodeId: string, tasks: readonly TaskOb
   const addr = store.get('node', nodeId)?.ingressAddr;
   // every node accepts every published ingress port (the routing mesh)
   const published = store.list('service').filter((s) => (s.endpointPorts ?? []).length).map((s) => ({ id: s.id, name: s.spec.name, ports: s.endpointPorts! }));
-  return { networks, services, published, ...(addr ? { ingressAddr: addr } : {}) };
+  // nodes the managers marked down: every node stops sending to their endpoints (see NodeNetworking)
+  const downNodes = store.list('node').filter((n) => n.state === 'down' && n.id !== nodeId).map((n) => n.id).sort();
+  return { networks, services, published, downNodes, ...(addr ? { ingressAddr: addr } : {}) };
 }

@@ -21,6 +21,8 @@ import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_TABLE, type Endpo
 import type { DnsFeed } from './dns-feed.js';
 import { RoutingMesh, type HostPort, type PublishedService } from './routing-mesh.js';
 
+/** How long other nodes get to stop sending new connections to a task before it is stopped. */
+const DRAIN_MS = 1000;
 /** How long after gossip starts the tables are taken as complete enough to program the kernel from. */
 const SYNC_GRACE_MS = 1000;
 /** ... and after a bulk sync with a peer of each network, time for its reply to arrive */
@@ -118,13 +120,22 @@ export class NodeNetworking {
   }
   private resync: NodeJS.Timeout;
   private lastUpdate = '';
+  /** resolved at the end of the next pass (drain) */
+  private passWaiters: (() => void)[] = [];
+  /**
+   * Nodes the managers marked down (missed heartbeats): their endpoints are ignored even before gossip
+   * declares them dead. Whichever notices first wins: the heartbeat deadline is fixed (3 s by default),
+   * while gossip suspicion stretches under load (Lifeguard), and a down node's tasks are being
+   * replaced anyway.
+   */
+  private downNodes = new Set<string>();
 
   get isbx(): string {
     return `${this.o.prefix}-isbx`;
   }
 
   /** The dispatcher's view: this node's tasks, the networks and services they use, its ingress address. */
-  update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[] }): void {
+  update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[]; downNodes?: string[] }): void {
     // Every heartbeat brings the view again; an unchanged one needs no pass (local task changes,
     // gossip and readiness schedule their own, and the periodic resync repairs drift). A pass per
     // beat cost a manager as much CPU as its Raft work under write load.
@@ -132,12 +143,34 @@ export class NodeNetworking {
     if (key === this.lastUpdate) return;
     this.lastUpdate = key;
     this.published = u.published ?? [];
+    this.downNodes = new Set(u.downNodes ?? []);
     this.tasks = new Map(u.tasks.map((t) => [t.id, t]));
     this.networks = new Map(u.networks.map((n) => [n.id, n]));
     this.services = new Map(Object.entries(u.services));
     this.ingressAddr = u.ingressAddr;
     this.haveAssignments = true;
     this.schedule();
+  }
+
+  /**
+   * Agent hook, before a task is stopped: its endpoints go out as draining (weight 0, out of DNS)
+   * and the other nodes get DRAIN_MS to apply that, so no new connection is sent to a process that
+   * is about to exit (a rolling update or scale-down then fails no request). Tasks that take no
+   * service traffic stop at once.
+   */
+  async drain(t: TaskObject): Promise<void> {
+    if (this.closed || t.attachment || !t.networks.length || !this.services.has(t.serviceId)) return;
+    const known = this.tasks.get(t.id);
+    if (!known || known.desiredState === 'running') this.tasks.set(t.id, t); // the pass must see it as stopping
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, DRAIN_MS);
+      this.passWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.schedule();
+    });
+    await new Promise((r) => setTimeout(r, DRAIN_MS));
   }
 
   /** Agent hook: a task's namespace exists and its command has not run yet. Attach it now. */
@@ -300,7 +333,7 @@ export class NodeNetworking {
             continue;
           }
           const r = decodeEndpoint(e.value);
-          if (!r) continue;
+          if (!r || this.downNodes.has(r.node)) continue;
           list.push(r);
           if (r.vtep !== this.o.underlay) remotes.push({ networkId: n, ip: r.ip, mac: macFromIp(r.ip), vtep: r.vtep });
         }
@@ -494,6 +527,7 @@ export class NodeNetworking {
 
   private finish(t0: number, writes: number, errors: string[], seen: Map<string, EndpointRecord[]>): void {
     this.lastSeen = seen;
+    for (const w of this.passWaiters.splice(0)) w();
     this.stats.lastWrites = writes;
     this.stats.writes += writes;
     this.stats.lastMs = performance.now() - t0;

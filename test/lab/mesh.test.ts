@@ -1,6 +1,7 @@
 // The routing mesh in a 3-node lab of real meshd, probed from the lab's host side as an outside client
 // would: an ingress port on every node (also one without a task) balanced over every replica, host
-// mode only where a task runs, UDP, unpublish, and a killed task's traffic moving to the others.
+// mode only where a task runs, UDP, unpublish, and traffic moving to the others when a task or a
+// whole node dies.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -130,4 +131,61 @@ t.test('unpublish closes the port everywhere', async (t) => {
   await ok('publish', 'web', '8081:80');
   for (const n of NODES) await until(`8081 on ${n}`, 20_000, async () => (await get(addr(n), 8081)).task);
   t.pass('meshctl publish opens a new one on every node');
+});
+
+t.test('a node dies (meshd and tasks killed, link down; last: the lab keeps a dead node): the others stop sending to it within the budget', async (t) => {
+  const running = (): Promise<{ id: string; node: string }[]> =>
+    ok('service', 'ps', 'web', '--format', 'json').then((o) => (JSON.parse(o) as { id: string; node: string; desiredState: string; state: string }[]).filter((x) => x.desiredState === 'running' && x.state === 'running'));
+  const before = await until('2 web replicas running', 20_000, async () => {
+    const r = await running();
+    return r.length === 2 ? r : undefined;
+  });
+  const nodes = [...new Set(before.value.map((x) => x.node))];
+  t.equal(nodes.length, 2, `the replicas are spread over two nodes (${nodes.join(', ')})`);
+  const victim = nodes.find((n) => n !== 'n1')!;
+  // both replicas take traffic (the republish's task replacement is over) before the node dies
+  await until('both replicas answer', 30_000, async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await get(addr('n1'), 8081);
+      if (r.task) seen.add(r.task);
+    }
+    return seen.size === 2 ? true : undefined;
+  });
+  const alive = NODES.filter((n) => n !== victim);
+  // What a power cut looks like from outside: every process of the node gone (its meshd and its
+  // tasks), and its underlay link down, so nothing answers or resets for it.
+  const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n === `${prefix}-${victim}` || n.startsWith(`${prefix}-${victim}-`));
+  for (const ns of netns) {
+    for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).trim().split('\n').filter(Boolean)) process.kill(Number(p), 'SIGKILL');
+  }
+  execFileSync('ip', ['-n', `${prefix}-ul`, 'link', 'set', victim, 'down']);
+  const t0 = Date.now();
+  let lastFail = 0;
+  let fails = 0;
+  let sent = 0;
+  const causes = new Map<string, number>();
+  while (Date.now() - t0 < 16_000) {
+    const r = await get(addr(alive[sent++ % alive.length]!), 8081, 1000);
+    if (r.error) {
+      fails++;
+      lastFail = Date.now() - t0;
+      causes.set(r.error, (causes.get(r.error) ?? 0) + 1);
+    }
+  }
+  // The budget: the managers mark a silent node down after 3 missed 1 s heartbeats, and every node
+  // drops its endpoints at its next heartbeat reply (<= 1 s); gossip declaring it dead (suspicion,
+  // which stretches under load) does the same if it comes first. 8 s leaves room for a loaded machine.
+  t.ok(lastFail < 8000, `${fails} of ${sent} requests failed, the last ${lastFail} ms after the node died (budget 8 s)`);
+  t.comment(`node ${victim} killed: ${fails} of ${sent} requests failed, the last ${lastFail} ms after (${JSON.stringify(Object.fromEntries(causes))})`);
+  let after = 0;
+  for (let i = 0; i < 60; i++) if ((await get(addr(alive[i % alive.length]!), 8081)).error) after++;
+  t.equal(after, 0, `then every request through ${alive.join(' and ')} succeeds`);
+  const dbg = JSON.parse(await ok('debug', 'dataplane', 'web', '--format', 'json')) as { ingress: { kernel: Record<string, number> | null }[] };
+  t.ok(Object.keys(dbg.ingress[0]?.kernel ?? {}).length >= 1, `n1's ingress backends: ${JSON.stringify(dbg.ingress[0]?.kernel)}`);
+  const replaced = await until('a replacement replica runs', 20_000, async () => {
+    const r = await running();
+    return r.length === 2 && r.every((x) => x.node !== victim) ? r : undefined;
+  });
+  t.pass(`the managers replaced the lost replica (now on ${replaced.value.map((x) => x.node).join(', ')})`);
 });
