@@ -345,8 +345,8 @@ const ConfigBody = z
   .strict();
 
 function findConfig(d: Daemon, ref: string): Stored<'config'> {
-  const list = d.requireManager().store.list('config');
-  const c = list.find((x) => x.name === ref) ?? list.find((x) => x.id === ref);
+  const store = d.requireManager().store;
+  const c = store.byName('config', ref) ?? store.get('config', ref);
   if (!c) throw new ApiError(404, 'not-found', `no config "${ref}" (meshctl config ls lists them)`);
   return c;
 }
@@ -354,7 +354,7 @@ function findConfig(d: Daemon, ref: string): Stored<'config'> {
 async function putConfig(d: Daemon, name: string, put: { data: string; labels?: Record<string, string>; mode?: 'create' | 'update' | 'upsert' }): Promise<{ id: string; name: string; version: number }> {
   const m = d.requireManager();
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(put.data)) throw new ApiError(400, 'invalid', 'config data must be base64');
-  const existing = m.store.list('config').find((x) => x.name === name);
+  const existing = m.store.byName('config', name);
   const mode = put.mode ?? 'upsert';
   if (existing && mode === 'create') throw new ApiError(409, 'exists', `config "${name}" already exists (use \`meshctl config update\`)`);
   if (!existing && mode === 'update') throw new ApiError(404, 'not-found', `no config "${name}" (use \`meshctl config create\`)`);

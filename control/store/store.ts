@@ -40,6 +40,12 @@ export class Store {
     return [...this.table(kind).values()] as unknown as Stored<K>[];
   }
 
+  /** The object of a kind whose names are unique (service, config, network), by name: no scan. */
+  byName<K extends 'service' | 'config' | 'network'>(kind: K, name: string): Stored<K> | undefined {
+    const id = this.names.get(kind)!.get(name);
+    return id === undefined ? undefined : this.get(kind, id);
+  }
+
   private table(kind: Kind): Map<string, Stored<Kind>> {
     const t = this.tables.get(kind);
     if (!t) throw new Error(`unknown object kind "${kind}"`);
@@ -56,10 +62,11 @@ export class Store {
     } catch (e) {
       return { ok: false, version: index, error: (e as Error).message, code: 'invalid' };
     }
-    return { ...this.apply(index, cmd), requestId: cmd.requestId };
+    return { ...this.apply(index, cmd, true), requestId: cmd.requestId };
   }
 
-  apply(index: number, cmd: Command): ApplyResult {
+  /** `owned`: the command's objects were just decoded and nobody else holds them (no copy needed). */
+  apply(index: number, cmd: Command, owned = false): ApplyResult {
     this.appliedIndex = Math.max(this.appliedIndex, index);
     const check = this.check(cmd.ops);
     if (check) return { ok: false, version: index, ...check };
@@ -75,7 +82,7 @@ export class Store {
       }
       const old = t.get(op.object.id);
       const meta: Meta = { version: index, createdAt: old?.meta.createdAt ?? cmd.at, updatedAt: cmd.at };
-      const stored = { ...structuredClone(op.object), meta } as Stored<Kind>;
+      const stored = { ...(owned ? op.object : structuredClone(op.object)), meta } as Stored<Kind>;
       if (old) this.unindex(op.kind, old);
       t.set(op.object.id, stored);
       this.index(op.kind, stored);
