@@ -96,6 +96,8 @@ export class NodeNetworking {
   private closed = false;
   /** no pass before the first assignments: until then "no tasks here" would tear everything down */
   private haveAssignments = false;
+  /** the last view update() applied, serialized */
+  private lastView = '';
   private tablesSince = 0;
   /** task namespace -> the attachments last applied to it (trusted until they change) */
   private applied = new Map<string, string>();
@@ -124,6 +126,13 @@ export class NodeNetworking {
 
   /** The dispatcher's view: this node's tasks, the networks and services they use, its ingress address. */
   update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[] }): void {
+    // Every session reply (a heartbeat, once a second) carries the whole view. The same view again
+    // needs no pass: a pass dumps every sandbox over netlink, which at one a second was most of an
+    // idle node's CPU (and seconds of blocked event loop on slow or emulated CPUs). Changes of what
+    // runs here, and gossip, schedule their own passes.
+    const sig = JSON.stringify(u);
+    if (sig === this.lastView && this.haveAssignments) return;
+    this.lastView = sig;
     this.published = u.published ?? [];
     this.tasks = new Map(u.tasks.map((t) => [t.id, t]));
     this.networks = new Map(u.networks.map((n) => [n.id, n]));
