@@ -333,6 +333,9 @@ export class NodeNetworking {
         return at !== undefined ? now - at >= SYNC_SETTLE_MS : now - this.tablesSince >= SYNC_ALONE_MS;
       });
     if (!settled && !this.preparing.size) {
+      // Look again soon: a peer to sync with may be known by then, or the alone-timeout over. (This
+      // lasts at most SYNC_ALONE_MS after gossip starts; nothing else may schedule a pass meanwhile.)
+      this.schedule(tables ? SYNC_SETTLE_MS : SYNC_GRACE_MS);
       this.finish(t0, writes, errors, seen);
       return errors;
     }
