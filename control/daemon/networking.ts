@@ -30,6 +30,8 @@ const SYNC_ALONE_MS = 4000;
 const FULL_OBSERVE_MS = 30_000;
 const ADOPT_MS = 10_000;
 const READY_MAX_MS = 10_000;
+/** a pass (or load-balancing sync) that failed is tried again this much later */
+const RETRY_MS = 1000;
 
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
@@ -418,13 +420,17 @@ export class NodeNetworking {
         for (const p of this.services.get(t.serviceId)?.ports ?? []) if (p.mode === 'host') hostPorts.push({ proto: p.protocol, published: p.published, addr, target: p.target });
       }
       const isbxAddr = addrs.get(isbxId);
-      void this.o.mesh.sync({
-        sandboxes,
-        seen,
-        hostPorts,
-        ...(ingress && this.ingressAddr && isbxAddr ? { ingress: { netId: ingress.id, netns: this.isbx, addr: this.ingressAddr, gatewayAddr: isbxAddr, services: this.published } } : {}),
-      });
+      void this.o.mesh
+        .sync({
+          sandboxes,
+          seen,
+          hostPorts,
+          ...(ingress && this.ingressAddr && isbxAddr ? { ingress: { netId: ingress.id, netns: this.isbx, addr: this.ingressAddr, gatewayAddr: isbxAddr, services: this.published } } : {}),
+        })
+        .then((ok) => ok || this.schedule(RETRY_MS));
     }
+    // A failed step is retried by the next pass, and passes no longer come with every heartbeat.
+    if (errors.length) this.schedule(RETRY_MS);
     this.finish(t0, writes, errors, seen);
     return errors;
   }
