@@ -88,10 +88,14 @@ cleanup() {
 wl="\$(command -v node) \$(dirname \$(readlink -f \$(command -v meshd)))/workload.js http --port 80"
 # --detach, then polls: under load a manager may briefly fail a consistent read (an election), and
 # a deploy check should ride that out as a user would, not fail on the first hiccup.
-converge() { # SERVICE WANT -> polls `service ps` on the manager until WANT tasks run (PROBE_WAIT s)
+# Polled with curl on the manager's socket, not `meshctl service ps`: a Node.js start every 2 s is
+# most of a slow or emulated manager's CPU, and starves the very daemon being waited for. Counts
+# tasks meant to run that run (a task being stopped does not count; the API writes desiredState
+# right before state).
+converge() { # SERVICE WANT -> polls the service's tasks on the manager until WANT run (PROBE_WAIT s)
   node_exec "$MGR" "end=\$((SECONDS + ${PROBE_WAIT:-240})); n=0
     while [ \$SECONDS -lt \$end ]; do
-      n=\$(meshctl service ps $1 --format json 2>/dev/null | grep -Eo '\"state\": ?\"running\"' | wc -l)
+      n=\$(curl -fsS --max-time 10 --unix-socket \${MESH_SOCKET:-/run/meshd/meshd.sock} http://meshd/v1/services/$1/tasks 2>/dev/null | grep -o '\"desiredState\":\"running\",\"state\":\"running\"' | wc -l)
       [ \"\$n\" -ge $2 ] && { echo \"\$n/$2 running after \$SECONDS s\"; exit 0; }
       sleep 2
     done; echo \"\$n/$2 running\"; meshctl service ps $1 2>&1 | tail -n 8; exit 1"

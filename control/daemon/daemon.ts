@@ -30,6 +30,7 @@ import { RoutingMesh, type PublishedService } from './routing-mesh.js';
 import type { Upstream } from '../../dns/index.js';
 import { GossipAgent, gossipKeyIds, gossipSeeds, MAX_GOSSIP_KEYS, type GossipKeys } from './gossip.js';
 import { generateKey, sodiumReady, hexId, keyId } from '../../mesh/index.js';
+import { SilenceClock } from './liveness.js';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -77,6 +78,8 @@ interface ClusterSecrets {
 }
 
 const DEFAULT_PORT = 2377;
+/** how often the leader checks node liveness */
+const MONITOR_MS = 250;
 
 export class Daemon {
   identity!: NodeIdentity;
@@ -89,6 +92,8 @@ export class Daemon {
   readonly lastSeen = new Map<string, number>();
   /** Leader only: sessions currently held open, by node. */
   private readonly openSessions = new Map<string, number>();
+  /** node silence as the monitor counts it (its own stalls excluded): what marks nodes down */
+  private readonly silence = new SilenceClock(MONITOR_MS * 4);
   private leaderSince = 0;
   readonly router = new Router();
   gossip: GossipAgent | undefined;
@@ -209,7 +214,7 @@ export class Daemon {
     if (c.role === 'manager' && !this.manager) this.startManager();
     this.watchCluster();
     this.scheduleRenewal();
-    if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), 250);
+    if (this.manager && !this.monitorTimer) this.monitorTimer = setInterval(() => void this.monitorNodes(), MONITOR_MS);
     if (this.manager && !this.orch) {
       this.orch = new Orchestration(this.manager, this.log);
       this.orch.start();
@@ -669,7 +674,7 @@ export class Daemon {
     const existing = m.store.get('node', req.nodeId);
     const obj = this.nodeObject(role, req.addr, req.hostname, req.nodeId);
     await m.propose([existing ? { op: 'update', kind: 'node', object: { ...obj, labels: existing.labels, availability: existing.availability } } : { op: 'create', kind: 'node', object: obj }]);
-    this.lastSeen.set(req.nodeId, Date.now());
+    this.heard(req.nodeId);
     this.log(`node ${req.nodeId} (${req.hostname}, ${req.addr}) joined as a ${role}`);
     return { clusterId: cluster.id, role, managers: this.managerAddrs(), cert, caCert: secrets.ca.cert };
   }
@@ -829,7 +834,7 @@ export class Daemon {
         const n = (this.openSessions.get(body.nodeId) ?? 1) - 1;
         if (n > 0) this.openSessions.set(body.nodeId, n);
         else this.openSessions.delete(body.nodeId);
-        this.lastSeen.set(body.nodeId, Date.now());
+        this.heard(body.nodeId);
       }
     }
     if (!this.manager?.isLeader()) return reply;
@@ -878,7 +883,7 @@ export class Daemon {
 
   /** Leader: note a heartbeat; tells the node the managers to fail over to and its current role. */
   recordHeartbeat(nodeId: string, keys?: { ids: string[]; primary: string }): HeartbeatReply {
-    this.lastSeen.set(nodeId, Date.now());
+    this.heard(nodeId);
     if (keys) this.nodeKeys.set(nodeId, keys);
     const n = this.requireManager().store.get('node', nodeId);
     const g = this.requireManager().store.list('cluster')[0]?.gossip;
@@ -956,10 +961,15 @@ export class Daemon {
 
   private monitoring = false;
 
+  private heard(nodeId: string): void {
+    this.lastSeen.set(nodeId, Date.now());
+    this.silence.heard(nodeId);
+  }
+
   /** Leader: marks nodes down after missed heartbeats, and ready again when they return. */
   private async monitorNodes(): Promise<void> {
     const m = this.manager;
-    if (!m || this.monitoring) return;
+    if (!m) return;
     if (!m.isLeader()) {
       this.leaderSince = 0;
       return;
@@ -968,8 +978,13 @@ export class Daemon {
     if (!this.leaderSince) {
       // A new leader has no heartbeat history: give every node one grace period from now.
       this.leaderSince = now;
+      this.silence.reset();
       for (const n of m.store.list('node')) if (!this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
     }
+    // Every tick counts, also while a previous round still waits for its proposals.
+    this.silence.tick(now, m.store.list('node').map((n) => n.id));
+    for (const id of this.openSessions.keys()) this.silence.heard(id); // held: connected, so alive
+    if (this.monitoring) return;
     const spec = m.store.list('cluster')[0]?.spec;
     if (!spec) return;
     const g = m.store.list('cluster')[0]?.gossip;
@@ -989,12 +1004,12 @@ export class Daemon {
         }
       }
       for (const n of m.store.list('node')) {
-        const seen = this.lastSeen.get(n.id) ?? this.leaderSince;
-        const alive = now - seen <= deadline || (this.openSessions.get(n.id) ?? 0) > 0;
+        const silent = this.silence.silentFor(n.id);
+        const alive = silent <= deadline;
         if (alive && n.state !== 'ready') {
           await m.propose([{ op: 'update', kind: 'node', object: { ...stripMeta(n), state: 'ready' }, version: n.meta.version }]).catch(() => undefined);
         } else if (!alive && n.state === 'ready') {
-          this.log(`node ${n.id} (${n.hostname}) missed heartbeats for ${now - seen} ms: marking it down`);
+          this.log(`node ${n.id} (${n.hostname}) missed heartbeats for ${silent} ms: marking it down`);
           await m.propose([{ op: 'update', kind: 'node', object: { ...stripMeta(n), state: 'down' }, version: n.meta.version }]).catch(() => undefined);
         }
       }

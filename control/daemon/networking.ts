@@ -32,6 +32,8 @@ const SYNC_ALONE_MS = 4000;
 const FULL_OBSERVE_MS = 30_000;
 const ADOPT_MS = 10_000;
 const READY_MAX_MS = 10_000;
+/** a pass (or load-balancing sync) that failed is tried again this much later */
+const RETRY_MS = 1000;
 
 /** What the dispatcher tells a node about the services of its tasks. */
 export interface ServiceInfo {
@@ -98,6 +100,8 @@ export class NodeNetworking {
   private closed = false;
   /** no pass before the first assignments: until then "no tasks here" would tear everything down */
   private haveAssignments = false;
+  /** the last view update() applied, serialized */
+  private lastView = '';
   private tablesSince = 0;
   /** task namespace -> the attachments last applied to it (trusted until they change) */
   private applied = new Map<string, string>();
@@ -119,7 +123,6 @@ export class NodeNetworking {
     setTimeout(() => this.schedule(), ADOPT_MS + 50).unref();
   }
   private resync: NodeJS.Timeout;
-  private lastUpdate = '';
   /** resolved at the end of the next pass (drain) */
   private passWaiters: (() => void)[] = [];
   /**
@@ -136,12 +139,13 @@ export class NodeNetworking {
 
   /** The dispatcher's view: this node's tasks, the networks and services they use, its ingress address. */
   update(u: { tasks: TaskObject[]; networks: NetworkObject[]; services: Record<string, ServiceInfo>; ingressAddr?: string; published?: PublishedService[]; downNodes?: string[] }): void {
-    // Every heartbeat brings the view again; an unchanged one needs no pass (local task changes,
-    // gossip and readiness schedule their own, and the periodic resync repairs drift). A pass per
-    // beat cost a manager as much CPU as its Raft work under write load.
-    const key = JSON.stringify(u);
-    if (key === this.lastUpdate) return;
-    this.lastUpdate = key;
+    // Every session reply (a heartbeat, once a second) carries the whole view. The same view again
+    // needs no pass: a pass dumps every sandbox over netlink, which at one a second was most of an
+    // idle node's CPU (and seconds of blocked event loop on slow or emulated CPUs). Changes of what
+    // runs here, and gossip, schedule their own passes.
+    const sig = JSON.stringify(u);
+    if (sig === this.lastView && this.haveAssignments) return;
+    this.lastView = sig;
     this.published = u.published ?? [];
     this.downNodes = new Set(u.downNodes ?? []);
     this.tasks = new Map(u.tasks.map((t) => [t.id, t]));
@@ -364,6 +368,9 @@ export class NodeNetworking {
         return at !== undefined ? now - at >= SYNC_SETTLE_MS : now - this.tablesSince >= SYNC_ALONE_MS;
       });
     if (!settled && !this.preparing.size) {
+      // Look again soon: a peer to sync with may be known by then, or the alone-timeout over. (This
+      // lasts at most SYNC_ALONE_MS after gossip starts; nothing else may schedule a pass meanwhile.)
+      this.schedule(tables ? SYNC_SETTLE_MS : SYNC_GRACE_MS);
       this.finish(t0, writes, errors, seen);
       return errors;
     }
@@ -446,13 +453,17 @@ export class NodeNetworking {
         for (const p of this.services.get(t.serviceId)?.ports ?? []) if (p.mode === 'host') hostPorts.push({ proto: p.protocol, published: p.published, addr, target: p.target });
       }
       const isbxAddr = addrs.get(isbxId);
-      void this.o.mesh.sync({
-        sandboxes,
-        seen,
-        hostPorts,
-        ...(ingress && this.ingressAddr && isbxAddr ? { ingress: { netId: ingress.id, netns: this.isbx, addr: this.ingressAddr, gatewayAddr: isbxAddr, services: this.published } } : {}),
-      });
+      void this.o.mesh
+        .sync({
+          sandboxes,
+          seen,
+          hostPorts,
+          ...(ingress && this.ingressAddr && isbxAddr ? { ingress: { netId: ingress.id, netns: this.isbx, addr: this.ingressAddr, gatewayAddr: isbxAddr, services: this.published } } : {}),
+        })
+        .then((ok) => ok || this.schedule(RETRY_MS));
     }
+    // A failed step is retried by the next pass, and passes no longer come with every heartbeat.
+    if (errors.length) this.schedule(RETRY_MS);
     this.finish(t0, writes, errors, seen);
     return errors;
   }

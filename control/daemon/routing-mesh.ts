@@ -95,12 +95,16 @@ export class RoutingMesh {
     ].join('\n');
   }
 
-  /** Brings the kernel to `m`; calls are serialized, and a call equal to the last one costs nothing. */
-  sync(m: MeshInput): Promise<void> {
+  /**
+   * Brings the kernel to `m`; calls are serialized, and a call equal to the last one costs nothing.
+   * Resolves false when something failed (the caller retries: nothing else may call again soon).
+   */
+  sync(m: MeshInput): Promise<boolean> {
     const input = RoutingMesh.input(m);
     const rules = RoutingMesh.rules(m);
     const key = JSON.stringify(input);
-    this.chain = this.chain.then(async () => {
+    const run = this.chain.then(async (): Promise<boolean> => {
+      let ok = true;
       if (rules !== this.lastRules) {
         // delete-and-recreate in one transaction: atomic for packets
         const exists = spawnSync('nft', ['list', 'table', 'ip', PUBLISH_TABLE], { encoding: 'utf8' }).status === 0;
@@ -108,10 +112,11 @@ export class RoutingMesh {
         if (r.status !== 0) {
           this.lastError = `nft ${PUBLISH_TABLE}: ${(r.stderr || '').trim()}`;
           this.log(`routing mesh: ${this.lastError}`);
+          ok = false;
         } else this.lastRules = rules;
       }
       const reread = ++this.syncs % 200 === 0;
-      if (key === this.lastInput && !reread) return;
+      if (key === this.lastInput && !reread) return ok;
       try {
         const r = await this.lb.sync(input, { reread });
         this.last = input;
@@ -119,6 +124,7 @@ export class RoutingMesh {
           this.lastError = r.errors[0]!.message;
           this.log(`routing mesh: ${r.errors.length} errors, first: ${this.lastError}`);
           this.lastInput = '';
+          ok = false;
         } else {
           this.lastInput = key;
           if (r.writes) this.log(`routing mesh: ${r.namespaces.filter((n) => n.changes.length).map((n) => `${n.netns} ${n.changes.length} changes`).join(', ') || 'sandbox settings'} (${r.writes} writes, ${r.ms.toFixed(1)} ms)`);
@@ -127,9 +133,12 @@ export class RoutingMesh {
         this.lastError = (e as Error).message;
         this.lastInput = '';
         this.log(`routing mesh: ${this.lastError}`);
+        ok = false;
       }
+      return ok;
     });
-    return this.chain;
+    this.chain = run.then(() => undefined);
+    return run;
   }
 
   /** Leaving the cluster: the node's DNAT goes (sandbox tables go with their namespaces). */
