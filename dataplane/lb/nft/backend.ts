@@ -1,17 +1,24 @@
-// The nftables backend: our own table in one namespace, changed by atomic `nft -f -` transactions.
+// The nftables backend: our own table in one namespace. Frontend changes are nf_tables netlink
+// transactions on our own socket (netlink-codec.ts): `nft` dumps and caches the whole table before
+// every command, which at 10,000 frontends costs far more than the change itself. The table's base
+// and a repair (the whole table replaced in one transaction) go through `nft -f -` (render.ts).
 // A change touches only the changed frontends' chains and map elements; nothing to do means no
-// nft process at all (writes counts transactions sent to the kernel).
+// write at all (writes counts transactions sent to the kernel).
 import { flushConntrack } from '../conntrack.js';
 import { execIn, mustExecIn, ToolError } from '../exec.js';
 import type { ApplyResult, LbBackend, LbChange, LbState } from '../model.js';
 import { flushTargets, simulate } from '../plan.js';
 import { parseTable, type NftObserved } from './parse.js';
-import { renderBase, renderChanges, renderFull, renderRemovedDrains, TABLE } from './render.js';
+import { changeMessages } from './netlink-codec.js';
+import { renderBase, renderFull, TABLE } from './render.js';
+import { NftSocket } from './transaction.js';
 
 export class NftBackend implements LbBackend {
   readonly kind = 'nftables' as const;
   writes = 0;
   private last: NftObserved | undefined;
+  /** opened on the first write: observe-only instances hold no socket */
+  private sock: NftSocket | undefined;
 
   constructor(readonly netns: string) {}
 
@@ -45,24 +52,33 @@ export class NftBackend implements LbBackend {
     const t0 = performance.now();
     const obs = this.last ?? (await this.observe(), this.last!);
     const final = simulate(obs.state, changes);
-    let lines: string[];
-    if (!obs.tableExists) {
-      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
-      lines = [...renderBase(), ...renderFull(Object.values(final.frontends))];
-    } else if (obs.problems.length > 0) {
-      // Repair: the whole table again, in the same transaction as its removal (never half there).
-      lines = [`add table ip ${TABLE}`, `delete table ip ${TABLE}`, ...renderBase(), ...renderFull(Object.values(final.frontends))];
-    } else {
-      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
-      lines = [...renderRemovedDrains(changes, (key, ip) => obs.drainKeys.has(`${key} ${ip}`)), ...renderChanges(changes)];
-    }
+    const drainedNow = (key: string, ip: string): boolean => obs.drainKeys.has(`${key} ${ip}`);
+    let writes = 0;
     try {
-      await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+      if (obs.tableExists && obs.problems.length > 0) {
+        // Repair: the whole table again, in the same transaction as its removal (never half there).
+        const lines = [`add table ip ${TABLE}`, `delete table ip ${TABLE}`, ...renderBase(), ...renderFull(Object.values(final.frontends))];
+        await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+        writes++;
+      } else {
+        if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
+        if (!obs.tableExists) {
+          // The base once, by nft; the frontends then go in as from an empty table.
+          await mustExecIn(this.netns, ['nft', '-f', '-'], renderBase().join('\n') + '\n');
+          writes++;
+          this.last = { base: true, tableExists: true, state: { frontends: {} }, staleChains: [], staleElements: [], drainKeys: new Set(), problems: [] };
+        }
+        const msgs = changeMessages(changes, drainedNow);
+        this.sock ??= new NftSocket(this.netns);
+        this.sock.commit(msgs);
+        writes++;
+      }
     } catch (e) {
-      this.last = undefined; // nothing was applied (a transaction), but read the kernel again anyway
+      this.last = undefined; // nothing of the failed transaction was applied, but read the kernel again anyway
       throw e;
+    } finally {
+      this.writes += writes;
     }
-    this.writes++;
     // What the kernel now holds, without reading it back: the model the planner relies on.
     const drainKeys = new Set(obs.tableExists && obs.problems.length === 0 ? obs.drainKeys : []);
     const touched = obs.tableExists && obs.problems.length === 0 ? new Set(changes.map((c) => c.key)) : new Set(Object.keys(final.frontends));
@@ -74,7 +90,7 @@ export class NftBackend implements LbBackend {
     const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     const flushMs = performance.now() - tf;
-    return { writes: 1, flushed, ms: performance.now() - t0, flushMs };
+    return { writes, flushed, ms: performance.now() - t0, flushMs };
   }
 
   async clear(): Promise<void> {
@@ -84,5 +100,8 @@ export class NftBackend implements LbBackend {
     this.last = undefined;
   }
 
-  close(): void {}
+  close(): void {
+    this.sock?.close();
+    this.sock = undefined;
+  }
 }
