@@ -131,6 +131,8 @@ export interface ApplyResult {
   ms: number;
   /** of ms, the time spent flushing connections of removed backends */
   flushMs?: number;
+  /** of ms, the time the kernel took to take the write (nftables: the netlink transaction) */
+  commitMs?: number;
 }
 
 /**

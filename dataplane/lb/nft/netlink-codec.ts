@@ -141,7 +141,7 @@ export function liveBackends(f: Frontend): [string, number][] {
  * The DNAT rule of a frontend's chain with its anonymous map (NEWSET, NEWSETELEM, NEWRULE), or []
  * when no backend takes new connections. setId must be unique within the transaction.
  */
-export function dnatRuleMessages(f: Frontend, chain: string, setId: number): NftMessage[] {
+export function dnatRuleMessages(f: Frontend, chain: string, setId: number, setName = ANON_MAP): NftMessage[] {
   const live = liveBackends(f);
   if (live.length === 0) return [];
   for (const [ip, w] of live) if (!Number.isInteger(w) || w < 1 || w > 0xffff) throw new TypeError(`frontend ${chain}: backend ${ip} has weight ${w} (0..65535)`);
@@ -160,7 +160,7 @@ export function dnatRuleMessages(f: Frontend, chain: string, setId: number): Nft
   const set: NftMessage = {
     msg: NFT_MSG.NEWSET, flags: NLM_F_CREATE, what: `anonymous map of ${chain}`,
     attrs: [
-      tableAttr(A.SET_TABLE), str(A.SET_NAME, ANON_MAP),
+      tableAttr(A.SET_TABLE), str(A.SET_NAME, setName),
       be32(A.SET_FLAGS, NFT_SET.ANONYMOUS | NFT_SET.CONSTANT | NFT_SET.MAP | (interval ? NFT_SET.INTERVAL : 0)),
       be32(A.SET_KEY_TYPE, DTYPE.INTEGER), be32(A.SET_KEY_LEN, 4),
       be32(A.SET_DATA_TYPE, withPort ? (DTYPE.IPADDR << 6) | DTYPE.INET_SERVICE : DTYPE.IPADDR), be32(A.SET_DATA_LEN, withPort ? 8 : 4),
@@ -174,11 +174,11 @@ export function dnatRuleMessages(f: Frontend, chain: string, setId: number): Nft
   if (withPort) exprs.push(meta(NFT_META_L4PROTO, REG.R1), cmp(REG.R1, NFT_CMP_EQ, protoByte(f.match.proto)));
   exprs.push(numgen(REG.R1, at));
   if (interval) exprs.push(hton(REG.R1, REG.R1, 4, 4));
-  exprs.push(lookup(REG.R1, ANON_MAP, setId, REG.R1));
+  exprs.push(lookup(REG.R1, setName, setId, REG.R1));
   exprs.push(withPort ? nat(NFT_NAT_DNAT, NFPROTO_IPV4, REG.R1, REG.R32_01) : nat(NFT_NAT_DNAT, NFPROTO_IPV4, REG.R1));
   return [
     set,
-    ...elementMessages(NFT_MSG.NEWSETELEM, ANON_MAP, setId, elems, `backends of ${chain}`),
+    ...elementMessages(NFT_MSG.NEWSETELEM, setName, setId, elems, `backends of ${chain}`),
     { msg: NFT_MSG.NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND, what, attrs: [tableAttr(A.RULE_TABLE), str(A.RULE_CHAIN, chain), nest(A.RULE_EXPRESSIONS, exprs)] },
   ];
 }
@@ -195,7 +195,7 @@ const drainedOf = (f: Frontend): string[] => Object.keys(f.backends).filter((ip)
  * Messages for changes (see plan.ts), in render.ts's order; one transaction. wasDrained tells which
  * backends the kernel holds in the drain set now (a change does not carry old weights).
  */
-export function changeMessages(changes: readonly LbChange[], wasDrained: (key: string, ip: string) => boolean): NftMessage[] {
+export function changeMessages(changes: readonly LbChange[], wasDrained: (key: string, ip: string) => boolean, setName?: (id: number) => string): NftMessage[] {
   const out: NftMessage[] = [];
   let setId = 0;
   for (const c of changes) {
@@ -214,7 +214,7 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
         break;
       }
       case 'add-frontend': {
-        out.push(addChain(chain), ...dnatRuleMessages(f, chain, ++setId));
+        out.push(addChain(chain), ...dnatRuleMessages(f, chain, ++setId, setName?.(setId)));
         out.push(...addElements('drain', drainedOf(f).map((ip) => ({ key: drainKey(f.match, ip) })), drainWhat('record')));
         const s = snatKey(f);
         if (s) out.push(...addElements(s.map, [{ key: s.key, data: value(A.ELEM_DATA, ip4(f.snat!)) }], `source NAT of ${keyText}`));
@@ -231,7 +231,7 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
         }
         for (const ip of c.removed) if (wasDrained(c.key, ip)) leave.push(ip);
         out.push(...delElements('drain', leave.map((ip) => drainKey(f.match, ip)), drainWhat('forget')));
-        out.push(flushChain(chain), ...dnatRuleMessages(f, chain, ++setId));
+        out.push(flushChain(chain), ...dnatRuleMessages(f, chain, ++setId, setName?.(setId)));
         out.push(...addElements('drain', enter.map((ip) => ({ key: drainKey(f.match, ip) })), drainWhat('record')));
         break;
       }
