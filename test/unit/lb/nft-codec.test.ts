@@ -214,3 +214,14 @@ t.test('a refused transaction names each failing request', async (t) => {
   ], 7);
   t.match(e.message, /namespace mtx refused, nothing applied \(7 requests\): add 10\.0\.0\.1 tcp 80 to fe_port: EEXIST \(already exists.*\); flush chain fe_x: ENOENT \(chain not found\)/);
 });
+
+t.test('literal anonymous map names change nothing but the name', async (t) => {
+  const step = CAPTURE_STEPS[0]!;
+  const a = messages(encodeBatch(changeMessages(step.changes, () => false), 0).data);
+  const names: string[] = [];
+  const b = messages(encodeBatch(changeMessages(step.changes, () => false, (id) => { names.push(`__mapx_${id}`); return `__mapx_${id}`; }), 0).data);
+  t.same(names, ['__mapx_1', '__mapx_2', '__mapx_3'], 'one name per frontend rule');
+  const swap = (ms: Msg[]): string => JSON.stringify(ms).replace(/5f5f6d6170785f3[0-9]00/g, 'NAME').replace(new RegExp(ANON, 'g'), 'NAME');
+  t.ok(swap(b).includes('NAME') && !swap(b).includes(ANON), 'the literal names are used');
+  t.equal(swap(b), swap(a), 'same messages with the name swapped');
+});
