@@ -40,6 +40,9 @@ function describe(code: string): string {
     case 'EOPNOTSUPP': return 'not supported by this kernel';
     case 'EPERM': return 'operation not permitted: needs CAP_NET_ADMIN';
     case 'ERANGE': return 'value out of range';
+    case 'ENODATA': return 'an expression reads a register nothing in the rule wrote';
+    case 'ENOSPC': return 'the set is full';
+    case 'ELOOP': return 'the jumps would loop';
     default: return 'kernel error';
   }
 }

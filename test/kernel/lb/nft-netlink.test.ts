@@ -148,12 +148,12 @@ t.test('bad input is refused before anything is sent', async (t) => {
   t.throws(() => changeMessages([{ op: 'add-frontend', key: 'x', frontend: { ...fe('10.0.0.9', {}), snat: '10.255.0.2' } }], () => false), /source NAT is only for published/);
 });
 
-t.test('a transaction larger than the default send buffer goes in as one', async (t) => {
+t.test('a transaction larger than the default send buffer goes in as one', { timeout: 100_000 }, async (t) => {
   const ns = tempNetns(t, 'nfl');
   const be = new NftBackend(ns);
   t.teardown(() => be.close());
   const s: LbState = { frontends: {} };
-  for (let i = 0; i < 3500; i++) {
+  for (let i = 0; i < 4200; i++) {
     const f = fe(`10.20.${i >> 8}.${i & 255}`, {});
     for (let j = 0; j < 10; j++) { const k = i * 10 + j; f.backends[`10.${30 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`] = 1 + (j % 2); }
     s.frontends[frontendKey(f.match)] = f;
@@ -162,6 +162,6 @@ t.test('a transaction larger than the default send buffer goes in as one', async
   const bytes = encodeBatch(msgs, 1).data.length;
   t.ok(bytes > 4 << 20, `${(bytes / 2 ** 20).toFixed(1)} MiB in one datagram (the socket starts with 4 MiB)`);
   const r = await be.apply(plan(s, await be.observe()));
-  t.comment(`3,500 frontends x 10 backends (half of them weight 2): ${r.ms.toFixed(0)} ms (kernel ${r.commitMs?.toFixed(0)} ms)`);
+  t.comment(`4,200 frontends x 10 backends (half of them weight 2): ${r.ms.toFixed(0)} ms (kernel ${r.commitMs?.toFixed(0)} ms)`);
   t.equal(canon(await new NftBackend(ns).observe()), canon(s), 'read back whole');
 });
