@@ -133,6 +133,8 @@ export interface ApplyResult {
   flushMs?: number;
   /** of ms, the time the kernel took to take the write (nftables: the netlink transaction) */
   commitMs?: number;
+  /** CPU time of that write (our thread, mostly in the kernel): what it costs without contention */
+  commitCpuMs?: number;
 }
 
 /**

@@ -7,9 +7,10 @@
 // The one-backend figure is also taken over a series of changes (LB_BENCH_CHANGES, 50; the nft
 // peer LB_BENCH_PEER_CHANGES, 10: each costs it a dump of the whole table), as p50 and p99.
 import { execFileSync, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createNetns, deleteNetns } from '../../dataplane/netlink/index.js';
-import { frontendKey, openBackend, plan, type BackendKind, type Frontend, type LbState } from '../../dataplane/lb/index.js';
+import { frontendKey, openBackend, plan, type ApplyResult, type BackendKind, type Frontend, type LbState } from '../../dataplane/lb/index.js';
 import { dnatRule, renderBase, renderFull } from '../../dataplane/lb/nft/render.js';
 import { median, msSince, percentile, type Figure } from './figures.js';
 
@@ -50,8 +51,9 @@ export interface LbTimes {
   observe: number;
   /** a series of one-backend changes (added, or its weight flipped 1 <-> 2), planned from known() */
   series: number[];
-  /** of each, the kernel transaction alone */
+  /** of each, the kernel transaction alone, and its CPU time (unaffected by other load) */
   seriesCommit: number[];
+  seriesCpu: number[];
 }
 
 /** The next state of the series: one backend of one frontend added, or its weight flipped. */
@@ -81,6 +83,7 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     // The series: what a gossip event costs the daemon (plan against the model, no dump), apply timed.
     const series: number[] = [];
     const seriesCommit: number[] = [];
+    const seriesCpu: number[] = [];
     let cur = next;
     const keys = Object.keys(s.frontends);
     for (let i = 0; i < Number(process.env.LB_BENCH_CHANGES ?? 50); i++) {
@@ -89,9 +92,10 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
       if (!known) throw new Error('the backend lost its model of the kernel');
       const c = plan(to, known);
       if (c.length !== 1) throw new Error(`one backend changed planned ${c.length} changes`);
-      let commit = 0;
-      series.push(await time(async () => { commit = (await be.apply(c)).commitMs ?? 0; }));
-      seriesCommit.push(commit);
+      let r: ApplyResult | undefined;
+      series.push(await time(async () => { r = await be.apply(c); }));
+      seriesCommit.push(r?.commitMs ?? 0);
+      seriesCpu.push(r?.commitCpuMs ?? 0);
       cur = to;
     }
     // The rest starts again from `next`, as the kernel holds `cur` now.
@@ -114,7 +118,7 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     });
     if (again.writes !== 0) throw new Error('restart wrote to the kernel');
     again.close();
-    out.push({ full, incremental, removal, flushMs, noop, observe, series, seriesCommit });
+    out.push({ full, incremental, removal, flushMs, noop, observe, series, seriesCommit, seriesCpu });
   }
   deleteNetns(NS);
   return out;
@@ -178,7 +182,7 @@ function ipvsadmRestore(n: number, m: number): number {
 
 function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: PeerTimes[], peerName = ''): Figure[] {
   const size = `${n.toLocaleString('en')} x ${m}`;
-  const med = (k: Exclude<keyof LbTimes, 'series' | 'seriesCommit'>): number => median(ours.map((o) => o[k]));
+  const med = (k: Exclude<keyof LbTimes, 'series' | 'seriesCommit' | 'seriesCpu'>): number => median(ours.map((o) => o[k]));
   const f: Figure[] = [
     { name: `lb ${kind}: program ${size} from empty`, value: med('full'), unit: 'ms' },
     { name: `lb ${kind}: one backend added at ${size}`, value: med('incremental'), unit: 'ms' },
@@ -192,8 +196,9 @@ function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: Pee
   const series = ours.flatMap((o) => o.series);
   if (series.length) {
     const commits = ours.flatMap((o) => o.seriesCommit);
+    const cpu = ours.flatMap((o) => o.seriesCpu);
     const peerSeries = (peer ?? []).flatMap((p) => p.series);
-    const note = `${series.length} changes over ${ours.length} rounds; kernel transaction p50 ${percentile(commits, 50).toFixed(1)} / p99 ${percentile(commits, 99).toFixed(1)} ms`;
+    const note = `${series.length} changes over ${ours.length} rounds; kernel transaction p50 ${percentile(commits, 50).toFixed(1)} / p99 ${percentile(commits, 99).toFixed(1)} ms, its CPU time p50 ${percentile(cpu, 50).toFixed(1)} / p99 ${percentile(cpu, 99).toFixed(1)} ms; load average ${os.loadavg()[0]!.toFixed(1)}`;
     for (const p of [50, 99]) {
       const fig: Figure = { name: `lb ${kind}: one-backend change p${p} at ${size}`, value: percentile(series, p), unit: 'ms', note };
       if (peerSeries.length) fig.peer = { name: `${peerName} (${peerSeries.length} changes)`, value: percentile(peerSeries, p) };

@@ -14,6 +14,9 @@ import { changeMessages } from './netlink-codec.js';
 import { renderBase, renderFull, TABLE } from './render.js';
 import { NftSocket } from './transaction.js';
 
+/** Up to this many changes, anonymous maps' elements name their map by transaction id only. */
+const BY_ID_CHANGES = 32;
+
 export class NftBackend implements LbBackend {
   readonly kind = 'nftables' as const;
   writes = 0;
@@ -75,6 +78,7 @@ export class NftBackend implements LbBackend {
     const drainedNow = (key: string, ip: string): boolean => obs.drainKeys.has(`${key} ${ip}`);
     let writes = 0;
     let commitMs = 0;
+    let commitCpuMs = 0;
     try {
       if (repair) {
         // Repair: the whole table again, in the same transaction as its removal (never half there).
@@ -93,10 +97,13 @@ export class NftBackend implements LbBackend {
         writes++;
       }
       this.sock ??= new NftSocket(this.netns);
-      const msgs = changeMessages(changes, drainedNow, () => this.anonymousSetName());
+      const msgs = changeMessages(changes, drainedNow, { name: () => this.anonymousSetName(), elementsById: changes.length <= BY_ID_CHANGES });
       const tc = performance.now();
+      const cpu0 = process.cpuUsage();
       this.sock.commit(msgs);
+      const cpu = process.cpuUsage(cpu0);
       commitMs = performance.now() - tc;
+      commitCpuMs = (cpu.user + cpu.system) / 1000;
       writes++;
     } catch (e) {
       this.last = undefined; // nothing of the failed transaction was applied, but read the kernel again anyway
@@ -118,7 +125,7 @@ export class NftBackend implements LbBackend {
     const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     const flushMs = performance.now() - tf;
-    return { writes, flushed, ms: performance.now() - t0, flushMs, commitMs };
+    return { writes, flushed, ms: performance.now() - t0, flushMs, commitMs, commitCpuMs };
   }
 
   async clear(): Promise<void> {

@@ -97,10 +97,12 @@ export const drainKey = (m: FrontendMatch, ip: string): Buffer => concat([ip4(m.
 
 const tableAttr = (t: number): Attr => str(t, TABLE);
 
-function elementMessages(msg: number, set: string, setId: number | undefined, elems: Attr[], what: string): NftMessage[] {
+/** set undefined: found by setId alone (an anonymous set of the same transaction). */
+function elementMessages(msg: number, set: string | undefined, setId: number | undefined, elems: Attr[], what: string): NftMessage[] {
   const out: NftMessage[] = [];
   for (let i = 0; i < elems.length; i += ELEMENTS_PER_MESSAGE) {
-    const attrs: Attr[] = [tableAttr(A.LIST_TABLE), str(A.LIST_SET, set)];
+    const attrs: Attr[] = [tableAttr(A.LIST_TABLE)];
+    if (set !== undefined) attrs.push(str(A.LIST_SET, set));
     if (setId !== undefined) attrs.push(be32(A.LIST_SET_ID, setId));
     // Elements numbered from 1 within a message, as libnftnl does (the kernel ignores the type).
     attrs.push(nest(A.LIST_ELEMENTS, elems.slice(i, i + ELEMENTS_PER_MESSAGE).map((e, j) => ({ type: j + 1, value: e.value }))));
@@ -137,11 +139,23 @@ export function liveBackends(f: Frontend): [string, number][] {
   return Object.keys(f.backends).filter((ip) => f.backends[ip]! > 0).sort().map((ip) => [ip, f.backends[ip]!]);
 }
 
+/** How the anonymous maps of a transaction are named and found. */
+export interface AnonMapNaming {
+  /** a literal name per map (default: the kernel's "__map%d") */
+  name?: (setId: number) => string;
+  /**
+   * Elements find their map by transaction id alone, without its name. The kernel finds a set by
+   * name by walking every set of the table (10,000 at scale); by id it walks the transaction's own
+   * list, which is short for a small change and long for a full sync.
+   */
+  elementsById?: boolean;
+}
+
 /**
  * The DNAT rule of a frontend's chain with its anonymous map (NEWSET, NEWSETELEM, NEWRULE), or []
  * when no backend takes new connections. setId must be unique within the transaction.
  */
-export function dnatRuleMessages(f: Frontend, chain: string, setId: number, setName = ANON_MAP): NftMessage[] {
+export function dnatRuleMessages(f: Frontend, chain: string, setId: number, setName = ANON_MAP, elementsById = false): NftMessage[] {
   const live = liveBackends(f);
   if (live.length === 0) return [];
   for (const [ip, w] of live) if (!Number.isInteger(w) || w < 1 || w > 0xffff) throw new TypeError(`frontend ${chain}: backend ${ip} has weight ${w} (0..65535)`);
@@ -178,7 +192,7 @@ export function dnatRuleMessages(f: Frontend, chain: string, setId: number, setN
   exprs.push(withPort ? nat(NFT_NAT_DNAT, NFPROTO_IPV4, REG.R1, REG.R32_01) : nat(NFT_NAT_DNAT, NFPROTO_IPV4, REG.R1));
   return [
     set,
-    ...elementMessages(NFT_MSG.NEWSETELEM, setName, setId, elems, `backends of ${chain}`),
+    ...elementMessages(NFT_MSG.NEWSETELEM, elementsById ? undefined : setName, setId, elems, `backends of ${chain}`),
     { msg: NFT_MSG.NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND, what, attrs: [tableAttr(A.RULE_TABLE), str(A.RULE_CHAIN, chain), nest(A.RULE_EXPRESSIONS, exprs)] },
   ];
 }
@@ -195,7 +209,7 @@ const drainedOf = (f: Frontend): string[] => Object.keys(f.backends).filter((ip)
  * Messages for changes (see plan.ts), in render.ts's order; one transaction. wasDrained tells which
  * backends the kernel holds in the drain set now (a change does not carry old weights).
  */
-export function changeMessages(changes: readonly LbChange[], wasDrained: (key: string, ip: string) => boolean, setName?: (id: number) => string): NftMessage[] {
+export function changeMessages(changes: readonly LbChange[], wasDrained: (key: string, ip: string) => boolean, naming: AnonMapNaming = {}): NftMessage[] {
   const out: NftMessage[] = [];
   let setId = 0;
   for (const c of changes) {
@@ -214,7 +228,7 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
         break;
       }
       case 'add-frontend': {
-        out.push(addChain(chain), ...dnatRuleMessages(f, chain, ++setId, setName?.(setId)));
+        out.push(addChain(chain), ...dnatRuleMessages(f, chain, ++setId, naming.name?.(setId), naming.elementsById));
         out.push(...addElements('drain', drainedOf(f).map((ip) => ({ key: drainKey(f.match, ip) })), drainWhat('record')));
         const s = snatKey(f);
         if (s) out.push(...addElements(s.map, [{ key: s.key, data: value(A.ELEM_DATA, ip4(f.snat!)) }], `source NAT of ${keyText}`));
@@ -231,7 +245,7 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
         }
         for (const ip of c.removed) if (wasDrained(c.key, ip)) leave.push(ip);
         out.push(...delElements('drain', leave.map((ip) => drainKey(f.match, ip)), drainWhat('forget')));
-        out.push(flushChain(chain), ...dnatRuleMessages(f, chain, ++setId, setName?.(setId)));
+        out.push(flushChain(chain), ...dnatRuleMessages(f, chain, ++setId, naming.name?.(setId), naming.elementsById));
         out.push(...addElements('drain', enter.map((ip) => ({ key: drainKey(f.match, ip) })), drainWhat('record')));
         break;
       }

@@ -219,9 +219,23 @@ t.test('literal anonymous map names change nothing but the name', async (t) => {
   const step = CAPTURE_STEPS[0]!;
   const a = messages(encodeBatch(changeMessages(step.changes, () => false), 0).data);
   const names: string[] = [];
-  const b = messages(encodeBatch(changeMessages(step.changes, () => false, (id) => { names.push(`__mapx_${id}`); return `__mapx_${id}`; }), 0).data);
+  const b = messages(encodeBatch(changeMessages(step.changes, () => false, { name: (id) => { names.push(`__mapx_${id}`); return `__mapx_${id}`; } }), 0).data);
   t.same(names, ['__mapx_1', '__mapx_2', '__mapx_3'], 'one name per frontend rule');
   const swap = (ms: Msg[]): string => JSON.stringify(ms).replace(/5f5f6d6170785f3[0-9]00/g, 'NAME').replace(new RegExp(ANON, 'g'), 'NAME');
   t.ok(swap(b).includes('NAME') && !swap(b).includes(ANON), 'the literal names are used');
   t.equal(swap(b), swap(a), 'same messages with the name swapped');
+});
+
+t.test('elements by transaction id: the anonymous map name is left out of NEWSETELEM only', async (t) => {
+  const step = CAPTURE_STEPS[0]!;
+  const a = messages(encodeBatch(changeMessages(step.changes, () => false), 0).data);
+  const b = messages(encodeBatch(changeMessages(step.changes, () => false, { elementsById: true }), 0).data);
+  const anonElems = (ms: Msg[]): Msg[] => ms.filter((m) => (m.type & 0xff) === NFT_MSG.NEWSETELEM && (hex(get(m.attrs, 2)) === ANON || !get(m.attrs, 2)));
+  t.equal(anonElems(b).length, 3, 'three anonymous maps filled');
+  for (const m of anonElems(b)) {
+    t.notOk(get(m.attrs, 2), 'no set name');
+    t.ok(get(m.attrs, 4), 'the set id');
+  }
+  const strip = (ms: Msg[]): Msg[] => ms.map((m) => ((m.type & 0xff) === NFT_MSG.NEWSETELEM && hex(get(m.attrs, 2)) === ANON ? { ...m, attrs: m.attrs.filter((x) => x.type !== 2) } : m));
+  t.same(b, strip(a), 'everything else the same');
 });
