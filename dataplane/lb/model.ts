@@ -131,6 +131,10 @@ export interface ApplyResult {
   ms: number;
   /** of ms, the time spent flushing connections of removed backends */
   flushMs?: number;
+  /** of ms, the time the kernel took to take the write (nftables: the netlink transaction) */
+  commitMs?: number;
+  /** CPU time of that write (our thread, mostly in the kernel): what it costs without contention */
+  commitCpuMs?: number;
 }
 
 /**

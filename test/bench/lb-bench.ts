@@ -4,12 +4,15 @@
 // costs); IPVS inside the vm tier's VM (this kernel has none), with `ipvsadm-restore` of the same
 // services as the peer. Sizes: LB_BENCH_SERVICES (10,000), LB_BENCH_BACKENDS (10),
 // LB_BENCH_IPVS_SERVICES (1,000: the VM emulates its CPU, so it runs at a tenth of the size).
+// The one-backend figure is also taken over a series of changes (LB_BENCH_CHANGES, 50; the nft
+// peer LB_BENCH_PEER_CHANGES, 10: each costs it a dump of the whole table), as p50 and p99.
 import { execFileSync, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createNetns, deleteNetns } from '../../dataplane/netlink/index.js';
-import { frontendKey, openBackend, plan, type BackendKind, type Frontend, type LbState } from '../../dataplane/lb/index.js';
-import { renderBase, renderFull } from '../../dataplane/lb/nft/render.js';
-import { median, msSince, type Figure } from './figures.js';
+import { frontendKey, openBackend, plan, type ApplyResult, type BackendKind, type Frontend, type LbState } from '../../dataplane/lb/index.js';
+import { dnatRule, renderBase, renderFull } from '../../dataplane/lb/nft/render.js';
+import { median, msSince, percentile, type Figure } from './figures.js';
 
 const NS = `mtlbbench${process.pid % 100000}`;
 
@@ -46,6 +49,20 @@ export interface LbTimes {
   flushMs: number;
   noop: number;
   observe: number;
+  /** a series of one-backend changes (added, or its weight flipped 1 <-> 2), planned from known() */
+  series: number[];
+  /** of each, the kernel transaction alone, and its CPU time (unaffected by other load) */
+  seriesCommit: number[];
+  seriesCpu: number[];
+}
+
+/** The next state of the series: one backend of one frontend added, or its weight flipped. */
+function oneBackendChanged(s: LbState, keys: string[], i: number): LbState {
+  const key = keys[(i * 7919) % keys.length]!;
+  const f = structuredClone(s.frontends[key]!);
+  const extra = '10.250.0.1';
+  f.backends[extra] = f.backends[extra] === undefined ? 1 : 3 - f.backends[extra]!;
+  return { frontends: { ...s.frontends, [key]: f } };
 }
 
 /** Our path: a backend from scratch, then the incremental change and a restart with nothing to do. */
@@ -63,6 +80,26 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     // The incremental figures are apply alone: the daemon keeps its last state and does not re-read
     // the kernel for every gossip event (observe is measured on its own).
     const incremental = await time(() => be.apply(changes));
+    // The series: what a gossip event costs the daemon (plan against the model, no dump), apply timed.
+    const series: number[] = [];
+    const seriesCommit: number[] = [];
+    const seriesCpu: number[] = [];
+    let cur = next;
+    const keys = Object.keys(s.frontends);
+    for (let i = 0; i < Number(process.env.LB_BENCH_CHANGES ?? 50); i++) {
+      const to = oneBackendChanged(cur, keys, i + 1);
+      const known = be.known();
+      if (!known) throw new Error('the backend lost its model of the kernel');
+      const c = plan(to, known);
+      if (c.length !== 1) throw new Error(`one backend changed planned ${c.length} changes`);
+      let r: ApplyResult | undefined;
+      series.push(await time(async () => { r = await be.apply(c); }));
+      seriesCommit.push(r?.commitMs ?? 0);
+      seriesCpu.push(r?.commitCpuMs ?? 0);
+      cur = to;
+    }
+    // The rest starts again from `next`, as the kernel holds `cur` now.
+    await be.apply(plan(next, be.known()!));
     const ips = Object.keys(next.frontends[key]!.backends);
     delete next.frontends[key]!.backends[ips[0]!];
     const rmChanges = plan(next, await be.observe());
@@ -81,17 +118,20 @@ export async function measureOurs(kind: BackendKind, n: number, m: number, round
     });
     if (again.writes !== 0) throw new Error('restart wrote to the kernel');
     again.close();
-    out.push({ full, incremental, removal, flushMs, noop, observe });
+    out.push({ full, incremental, removal, flushMs, noop, observe, series, seriesCommit, seriesCpu });
   }
   deleteNetns(NS);
   return out;
 }
 
 /** The peer for nftables: the same rules, rendered once, loaded by `nft -f` alone. */
-function nftByHand(n: number, m: number, rounds: number): { full: number; incremental: number }[] {
+interface PeerTimes { full: number; incremental: number; series: number[] }
+
+function nftByHand(n: number, m: number, rounds: number): PeerTimes[] {
   const s = bigState(n, m);
   const script = [...renderBase(), ...renderFull(Object.values(s.frontends))].join('\n') + '\n';
-  const out: { full: number; incremental: number }[] = [];
+  const out: PeerTimes[] = [];
+  const keys = Object.keys(s.frontends);
   for (let r = 0; r < rounds; r++) {
     fresh();
     const t0 = process.hrtime.bigint();
@@ -103,7 +143,20 @@ function nftByHand(n: number, m: number, rounds: number): { full: number; increm
     const one = `flush chain ip meshd_lb ${chain}\nadd rule ip meshd_lb ${chain} meta l4proto tcp dnat ip addr . port to numgen random mod ${elems.length} map { ${elems.join(', ')} }\n`;
     const t1 = process.hrtime.bigint();
     execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: one });
-    out.push({ full, incremental: msSince(t1) });
+    const incremental = msSince(t1);
+    // The series: the same changes as ours, each one chain rewritten by `nft -f`.
+    const series: number[] = [];
+    let cur = s;
+    for (let i = 0; i < Number(process.env.LB_BENCH_PEER_CHANGES ?? 10); i++) {
+      cur = oneBackendChanged(cur, keys, i + 1);
+      const f = cur.frontends[keys[((i + 1) * 7919) % keys.length]!]!;
+      const chain = `fe_${f.match.addr}_tcp_80_to_8080`;
+      const script = `flush chain ip meshd_lb ${chain}\nadd rule ip meshd_lb ${chain} ${dnatRule(f)}\n`;
+      const t2 = process.hrtime.bigint();
+      execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: script });
+      series.push(msSince(t2));
+    }
+    out.push({ full, incremental, series });
   }
   deleteNetns(NS);
   return out;
@@ -127,9 +180,9 @@ function ipvsadmRestore(n: number, m: number): number {
   return ms;
 }
 
-function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: { full: number; incremental: number }[], peerName = ''): Figure[] {
+function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: PeerTimes[], peerName = ''): Figure[] {
   const size = `${n.toLocaleString('en')} x ${m}`;
-  const med = (k: keyof LbTimes): number => median(ours.map((o) => o[k]));
+  const med = (k: Exclude<keyof LbTimes, 'series' | 'seriesCommit' | 'seriesCpu'>): number => median(ours.map((o) => o[k]));
   const f: Figure[] = [
     { name: `lb ${kind}: program ${size} from empty`, value: med('full'), unit: 'ms' },
     { name: `lb ${kind}: one backend added at ${size}`, value: med('incremental'), unit: 'ms' },
@@ -139,6 +192,18 @@ function figures(kind: string, n: number, m: number, ours: LbTimes[], peer?: { f
   if (peer?.length) {
     f[0]!.peer = { name: peerName, value: median(peer.map((p) => p.full)) };
     if (peer.some((p) => p.incremental > 0)) f[1]!.peer = { name: peerName, value: median(peer.map((p) => p.incremental)) };
+  }
+  const series = ours.flatMap((o) => o.series);
+  if (series.length) {
+    const commits = ours.flatMap((o) => o.seriesCommit);
+    const cpu = ours.flatMap((o) => o.seriesCpu);
+    const peerSeries = (peer ?? []).flatMap((p) => p.series);
+    const note = `${series.length} changes over ${ours.length} rounds; kernel transaction p50 ${percentile(commits, 50).toFixed(1)} / p99 ${percentile(commits, 99).toFixed(1)} ms, its CPU time p50 ${percentile(cpu, 50).toFixed(1)} / p99 ${percentile(cpu, 99).toFixed(1)} ms; load average ${os.loadavg()[0]!.toFixed(1)}`;
+    for (const p of [50, 99]) {
+      const fig: Figure = { name: `lb ${kind}: one-backend change p${p} at ${size}`, value: percentile(series, p), unit: 'ms', note };
+      if (peerSeries.length) fig.peer = { name: `${peerName} (${peerSeries.length} changes)`, value: percentile(peerSeries, p) };
+      f.splice(2 + (p === 99 ? 1 : 0), 0, fig);
+    }
   }
   return f;
 }
@@ -170,6 +235,6 @@ if (process.argv.includes('--ipvs-in-vm')) {
   const n = Number(process.env.LB_BENCH_IPVS_SERVICES ?? 1000);
   const m = Number(process.env.LB_BENCH_BACKENDS ?? 10);
   const ours = await measureOurs('ipvs', n, m, 2);
-  const peer = [{ full: ipvsadmRestore(n, m), incremental: 0 }];
+  const peer = [{ full: ipvsadmRestore(n, m), incremental: 0, series: [] }];
   console.log(`FIGURES ${JSON.stringify(figures('ipvs', n, m, ours, peer, 'ipvsadm-restore'))}`);
 }

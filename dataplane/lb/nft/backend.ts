@@ -1,17 +1,46 @@
-// The nftables backend: our own table in one namespace, changed by atomic `nft -f -` transactions.
+// The nftables backend: our own table in one namespace. Frontend changes are nf_tables netlink
+// transactions on our own socket (netlink-codec.ts): `nft` dumps and caches the whole table before
+// every command, which at 10,000 frontends costs far more than the change itself. The table's base
+// and a repair (the whole table replaced in one transaction) go through `nft -f -` (render.ts).
 // A change touches only the changed frontends' chains and map elements; nothing to do means no
-// nft process at all (writes counts transactions sent to the kernel).
+// write at all (writes counts transactions sent to the kernel).
+//
+// What a one-backend change still costs at 10,000 frontends is the kernel's: a new rule with nat,
+// lookup or meta makes it validate the whole table at commit (every chain reachable from the hooks,
+// ~half the time), and each set named in a request is found by walking every set of the table
+// (10,000 anonymous maps: NEWSET and the rule's lookup; the elements go by transaction id).
+import { randomBytes } from 'node:crypto';
 import { flushConntrack } from '../conntrack.js';
 import { execIn, mustExecIn, ToolError } from '../exec.js';
 import type { ApplyResult, LbBackend, LbChange, LbState } from '../model.js';
 import { flushTargets, simulate } from '../plan.js';
 import { parseTable, type NftObserved } from './parse.js';
-import { renderBase, renderChanges, renderFull, renderRemovedDrains, TABLE } from './render.js';
+import { changeMessages } from './netlink-codec.js';
+import { renderBase, renderFull, TABLE } from './render.js';
+import { NftSocket } from './transaction.js';
+
+/** Up to this many changes, anonymous maps' elements name their map by transaction id only. */
+const BY_ID_CHANGES = 32;
 
 export class NftBackend implements LbBackend {
   readonly kind = 'nftables' as const;
   writes = 0;
   private last: NftObserved | undefined;
+  /** opened on the first write: observe-only instances hold no socket */
+  private sock: NftSocket | undefined;
+  /**
+   * Names for the anonymous maps of frontend rules. A literal name, not the kernel's "__map%d":
+   * that one makes the kernel scan every set of the table per new map (name allocation) and then
+   * find it by transaction id in a list as long as the transaction, quadratic in a full sync. The
+   * random part keeps names unique across restarts; nft still lists such a map inline (the
+   * ANONYMOUS flag, "__map" prefix).
+   */
+  private anonPrefix = `__map${randomBytes(4).toString('hex')}_`;
+  private anonCount = 0;
+
+  private anonymousSetName(): string {
+    return `${this.anonPrefix}${++this.anonCount}`;
+  }
 
   constructor(readonly netns: string) {}
 
@@ -44,37 +73,64 @@ export class NftBackend implements LbBackend {
   async apply(changes: LbChange[]): Promise<ApplyResult> {
     const t0 = performance.now();
     const obs = this.last ?? (await this.observe(), this.last!);
-    const final = simulate(obs.state, changes);
-    let lines: string[];
-    if (!obs.tableExists) {
-      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
-      lines = [...renderBase(), ...renderFull(Object.values(final.frontends))];
-    } else if (obs.problems.length > 0) {
-      // Repair: the whole table again, in the same transaction as its removal (never half there).
-      lines = [`add table ip ${TABLE}`, `delete table ip ${TABLE}`, ...renderBase(), ...renderFull(Object.values(final.frontends))];
-    } else {
-      if (changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
-      lines = [...renderRemovedDrains(changes, (key, ip) => obs.drainKeys.has(`${key} ${ip}`)), ...renderChanges(changes)];
-    }
+    const repair = obs.tableExists && obs.problems.length > 0;
+    if (!repair && changes.length === 0) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
+    // The touched frontends' new values, checked against the model: at 10,000 frontends even a
+    // shallow copy of the whole state costs more than the kernel write of a one-backend change.
+    const touched: LbState = { frontends: {} };
+    for (const c of changes) if (obs.state.frontends[c.key]) touched.frontends[c.key] = obs.state.frontends[c.key]!;
+    const after = simulate(touched, changes);
+    const drainedNow = (key: string, ip: string): boolean => obs.drainKeys.has(`${key} ${ip}`);
+    let writes = 0;
+    let commitMs = 0;
+    let commitCpuMs = 0;
     try {
-      await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+      if (repair) {
+        // Repair: the whole table again, in the same transaction as its removal (never half there).
+        const final = simulate(obs.state, changes);
+        const lines = [`add table ip ${TABLE}`, `delete table ip ${TABLE}`, ...renderBase(), ...renderFull(Object.values(final.frontends))];
+        await mustExecIn(this.netns, ['nft', '-f', '-'], lines.join('\n') + '\n');
+        writes++;
+        const drainKeys = new Set<string>();
+        for (const [k, f] of Object.entries(final.frontends)) for (const [ip, w] of Object.entries(f.backends)) if (w === 0) drainKeys.add(`${k} ${ip}`);
+        this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
+        return { writes, flushed: await flushConntrack(this.netns, flushTargets(changes)), ms: performance.now() - t0 };
+      }
+      if (!obs.tableExists) {
+        // The base once, by nft; the frontends then go in as into an empty table.
+        await mustExecIn(this.netns, ['nft', '-f', '-'], renderBase().join('\n') + '\n');
+        writes++;
+      }
+      this.sock ??= new NftSocket(this.netns);
+      const msgs = changeMessages(changes, drainedNow, { name: () => this.anonymousSetName(), elementsById: changes.length <= BY_ID_CHANGES });
+      const tc = performance.now();
+      const cpu0 = process.cpuUsage();
+      this.sock.commit(msgs);
+      const cpu = process.cpuUsage(cpu0);
+      commitMs = performance.now() - tc;
+      commitCpuMs = (cpu.user + cpu.system) / 1000;
+      writes++;
     } catch (e) {
-      this.last = undefined; // nothing was applied (a transaction), but read the kernel again anyway
+      this.last = undefined; // nothing of the failed transaction was applied, but read the kernel again anyway
       throw e;
+    } finally {
+      this.writes += writes;
     }
-    this.writes++;
-    // What the kernel now holds, without reading it back: the model the planner relies on.
-    const drainKeys = new Set(obs.tableExists && obs.problems.length === 0 ? obs.drainKeys : []);
-    const touched = obs.tableExists && obs.problems.length === 0 ? new Set(changes.map((c) => c.key)) : new Set(Object.keys(final.frontends));
-    for (const k of touched) {
-      for (const ip of Object.keys(obs.state.frontends[k]?.backends ?? {})) drainKeys.delete(`${k} ${ip}`);
-      for (const [ip, w] of Object.entries(final.frontends[k]?.backends ?? {})) if (w === 0) drainKeys.add(`${k} ${ip}`);
+    // What the kernel now holds, without reading it back: the model the planner relies on, updated
+    // in place for the touched frontends only.
+    const st = obs.state.frontends;
+    for (const c of changes) {
+      for (const ip of Object.keys(st[c.key]?.backends ?? {})) obs.drainKeys.delete(`${c.key} ${ip}`);
+      const f = after.frontends[c.key];
+      if (f) st[c.key] = f;
+      else delete st[c.key];
+      for (const [ip, w] of Object.entries(f?.backends ?? {})) if (w === 0) obs.drainKeys.add(`${c.key} ${ip}`);
     }
-    this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
+    this.last = { ...obs, base: true, tableExists: true };
     const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     const flushMs = performance.now() - tf;
-    return { writes: 1, flushed, ms: performance.now() - t0, flushMs };
+    return { writes, flushed, ms: performance.now() - t0, flushMs, commitMs, commitCpuMs };
   }
 
   async clear(): Promise<void> {
@@ -84,5 +140,8 @@ export class NftBackend implements LbBackend {
     this.last = undefined;
   }
 
-  close(): void {}
+  close(): void {
+    this.sock?.close();
+    this.sock = undefined;
+  }
 }
