@@ -111,7 +111,7 @@ if [ $rc = 0 ]; then row PASS deploy "$SVC" "$REPLICAS replicas on $NET: $(print
 # its namespace, then the probe from there against every address.
 eastwest="pid=''; for p in \$(pgrep -f 'workload.js http --port 80'); do tr '\\0' '\\n' </proc/\$p/environ 2>/dev/null | grep -Eq '^MESH_TASK_NAME=(${svc_id:0:12}[a-z0-9]*|$SVC)\\.' && { pid=\$p; break; }; done
 [ -n \"\$pid\" ] || { echo \"no task of $SVC on this node (workloads: \$(pgrep -af 'workload.js' | cut -c1-120 | tr '\\n' ';'))\"; exit 3; }
-ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | sort | tr '\\n' ' ')
+ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | grep -E '^[0-9]+(\\.[0-9]+){3}\$' | sort | tr '\\n' ' ')
 [ -n \"\$ips\" ] || { echo 'DNS gave no address for tasks.$SVC'; exit 4; }
 nsenter --net=/proc/\$pid/ns/net -- node \$(dirname \$(readlink -f \$(command -v meshd)))/../dist/test/probe/cli.js --proto http --port 80 -n 2 --timeout 5000 --min-replicas 1 --wait 90 --format json \$ips"
 if [ $rc = 0 ]; then
