@@ -19,36 +19,50 @@ const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 /**
  * Deletions first (a replaced frontend's old form goes before its new form is added), then
  * additions, then backend changes; within each, by key, so the same inputs give the same list.
+ * Only the changes are sorted: at 10,000 frontends sorting every key twice per event cost more than
+ * the kernel write of a one-backend change. Unchanged frontends are skipped after an unsorted check.
  */
 export function plan(desired: LbState, observed: LbState): LbChange[] {
   const dels: LbChange[] = [];
   const adds: LbChange[] = [];
   const sets: LbChange[] = [];
-  for (const key of Object.keys(observed.frontends).sort(byKey)) {
+  for (const key in observed.frontends) {
     const o = observed.frontends[key]!;
     const d = desired.frontends[key];
     if (!d || !sameShape(o, d)) dels.push({ op: 'del-frontend', key, frontend: clone(o) });
   }
-  for (const key of Object.keys(desired.frontends).sort(byKey)) {
+  for (const key in desired.frontends) {
     const d = desired.frontends[key]!;
     const o = observed.frontends[key];
     if (!o || !sameShape(o, d)) {
       adds.push({ op: 'add-frontend', key, frontend: clone(d) });
       continue;
     }
+    if (d === o || sameBackends(d.backends, o.backends)) continue;
     const added: Record<string, number> = {};
     const reweighted: Record<string, number> = {};
     const removed: string[] = [];
-    let n = 0;
     for (const ip of Object.keys(d.backends).sort(byKey)) {
       const w = d.backends[ip]!;
       const ow = o.backends[ip];
-      if (ow === undefined) { added[ip] = w; n++; } else if (ow !== w) { reweighted[ip] = w; n++; }
+      if (ow === undefined) added[ip] = w;
+      else if (ow !== w) reweighted[ip] = w;
     }
-    for (const ip of Object.keys(o.backends).sort(byKey)) if (d.backends[ip] === undefined) { removed.push(ip); n++; }
-    if (n > 0) sets.push({ op: 'set-backends', key, frontend: clone(d), added, reweighted, removed });
+    for (const ip of Object.keys(o.backends).sort(byKey)) if (d.backends[ip] === undefined) removed.push(ip);
+    sets.push({ op: 'set-backends', key, frontend: clone(d), added, reweighted, removed });
   }
-  return [...dels, ...adds, ...sets];
+  const byChangeKey = (a: LbChange, b: LbChange): number => byKey(a.key, b.key);
+  return [...dels.sort(byChangeKey), ...adds.sort(byChangeKey), ...sets.sort(byChangeKey)];
+}
+
+function sameBackends(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {
+  let n = 0;
+  for (const ip in a) {
+    if (a[ip] !== b[ip]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
 }
 
 /** The model of what each change does to the kernel's state. Throws on a change that cannot apply. */
