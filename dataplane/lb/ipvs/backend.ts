@@ -118,9 +118,13 @@ export class IpvsBackend implements LbBackend {
     const repair = obs.problems.length > 0 || (obs.marks.tableExists && !obs.marks.base);
     if (changes.length === 0 && !repair) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
 
-    const marks = new Map(repair ? [] : obs.marks.marks);
+    // The model's maps are changed in place (copying 10,000 frontends' worth per change cost more
+    // than the change): on any failure below the model is dropped and re-read.
+    const marks = repair ? new Map<string, number>() : obs.marks.marks;
+    // taken before any deletion, so a replaced frontend never gets its old mark back in the same batch
     const used = new Set<number>();
-    for (const m of marks.values()) used.add(indexOf(m));
+    if (repair || changes.some((c) => c.op === 'add-frontend')) for (const m of marks.values()) used.add(indexOf(m));
+    const deleted: number[] = [];
     const allocate = (f: Frontend): number => {
       // Lowest free index: marks stay small and readable (ipvsadm -Ln shows them).
       let i = 1;
@@ -162,6 +166,7 @@ export class IpvsBackend implements LbBackend {
           nft.push(...renderMarkDel(f.match, mark, f.snat));
           last.push(svcReq(CMD.DEL_SERVICE, mark));
           marks.delete(c.key);
+          deleted.push(mark);
         } else if (c.op === 'add-frontend') {
           addFrontend(f);
         } else {
@@ -189,15 +194,23 @@ export class IpvsBackend implements LbBackend {
       this.last = undefined; // re-read next time: a failed batch may have been applied in part
       throw e;
     }
-    // The model of what the kernel now holds (marks included), so the next change needs no dump.
-    const services = new Map<number, IpvsDest[]>();
-    for (const [k, f] of Object.entries(final.frontends)) {
-      const mark = marks.get(k);
-      if (mark === undefined) continue;
-      services.set(mark, Object.entries(f.backends).map(([ip, w]) => dest(ip, f.targetPort, w)));
+    // The model of what the kernel now holds (marks included), so the next change needs no dump:
+    // rebuilt after a repair, otherwise updated for the touched frontends only.
+    const services = repair ? new Map<number, IpvsDest[]>() : obs.services;
+    const snat = repair ? new Map<number, string>() : obs.marks.snat;
+    for (const m of deleted) {
+      services.delete(m);
+      snat.delete(m);
     }
-    const snat = new Map<number, string>();
-    for (const [k, f] of Object.entries(final.frontends)) if (f.snat !== undefined && marks.has(k)) snat.set(marks.get(k)!, f.snat);
+    const touched = repair ? Object.keys(final.frontends) : changes.filter((c) => c.op !== 'del-frontend').map((c) => c.key);
+    for (const k of touched) {
+      const f = final.frontends[k];
+      const mark = marks.get(k);
+      if (!f || mark === undefined) continue;
+      services.set(mark, Object.entries(f.backends).map(([ip, w]) => dest(ip, f.targetPort, w)));
+      if (f.snat !== undefined) snat.set(mark, f.snat);
+      else snat.delete(mark);
+    }
     this.last = { marks: { tableExists: true, base: true, marks, snat, problems: [] }, services, stale: [], state: final, problems: [] };
     const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
