@@ -114,9 +114,14 @@ export class IpvsBackend implements LbBackend {
     const t0 = performance.now();
     const w0 = this.writes;
     const obs = this.last ?? (await this.observe(), this.last!);
-    const final = simulate(obs.state, changes);
     const repair = obs.problems.length > 0 || (obs.marks.tableExists && !obs.marks.base);
     if (changes.length === 0 && !repair) return { writes: 0, flushed: 0, ms: performance.now() - t0 };
+    // The touched frontends' new values, checked against the model (a whole-state copy per change
+    // costs more than the change at 10,000 frontends); the full final state only for a repair.
+    const touchedBefore: LbState = { frontends: {} };
+    for (const c of changes) if (obs.state.frontends[c.key]) touchedBefore.frontends[c.key] = obs.state.frontends[c.key]!;
+    const after = simulate(touchedBefore, changes);
+    const final = repair ? simulate(obs.state, changes) : undefined;
 
     // The model's maps are changed in place (copying 10,000 frontends' worth per change cost more
     // than the change): on any failure below the model is dropped and re-read.
@@ -156,7 +161,7 @@ export class IpvsBackend implements LbBackend {
       for (const s of [...obs.stale, ...[...obs.services.keys()].map(fwmarkService)]) first.push(this.genl.request(this.family, CMD.DEL_SERVICE, IPVS_GENL_VERSION, [serviceKey(s)], 'delete IPVS service', this.netns));
       if (obs.marks.tableExists) nft.push(`add table ip ${MARK_TABLE}`, `delete table ip ${MARK_TABLE}`);
       nft.push(...renderMarkBase());
-      for (const f of Object.values(final.frontends)) addFrontend(f);
+      for (const f of Object.values(final!.frontends)) addFrontend(f);
     } else {
       if (!obs.marks.tableExists) nft.push(...renderMarkBase());
       for (const c of changes) {
@@ -202,16 +207,26 @@ export class IpvsBackend implements LbBackend {
       services.delete(m);
       snat.delete(m);
     }
-    const touched = repair ? Object.keys(final.frontends) : changes.filter((c) => c.op !== 'del-frontend').map((c) => c.key);
+    const now = final ?? after;
+    const touched = Object.keys(now.frontends);
     for (const k of touched) {
-      const f = final.frontends[k];
+      const f = now.frontends[k];
       const mark = marks.get(k);
       if (!f || mark === undefined) continue;
       services.set(mark, Object.entries(f.backends).map(([ip, w]) => dest(ip, f.targetPort, w)));
       if (f.snat !== undefined) snat.set(mark, f.snat);
       else snat.delete(mark);
     }
-    this.last = { marks: { tableExists: true, base: true, marks, snat, problems: [] }, services, stale: [], state: final, problems: [] };
+    let state = final;
+    if (!state) {
+      state = obs.state;
+      for (const c of changes) {
+        const f = after.frontends[c.key];
+        if (f) state.frontends[c.key] = f;
+        else delete state.frontends[c.key];
+      }
+    }
+    this.last = { marks: { tableExists: true, base: true, marks, snat, problems: [] }, services, stale: [], state, problems: [] };
     const tf = performance.now();
     const flushed = await flushConntrack(this.netns, flushTargets(changes));
     const flushMs = performance.now() - tf;
