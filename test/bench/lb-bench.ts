@@ -3,7 +3,8 @@
 // writes). nftables here, with `nft -f` of the same rules by hand as the peer (what the tool alone
 // costs); IPVS inside the vm tier's VM (this kernel has none), with `ipvsadm-restore` of the same
 // services as the peer. Sizes: LB_BENCH_SERVICES (10,000), LB_BENCH_BACKENDS (10),
-// LB_BENCH_IPVS_SERVICES (1,000: the VM emulates its CPU, so it runs at a tenth of the size).
+// LB_BENCH_IPVS_SERVICES (1,000: the VM emulates its CPU, so it runs at a tenth of the size; the
+// VM run may take LB_BENCH_VM_TIMEOUT_S, 600 s, or 1,200 s above 2,000 services).
 // The one-backend figure is also taken over a series of changes (LB_BENCH_CHANGES, 50; the nft
 // peer LB_BENCH_PEER_CHANGES, 10: each costs it a dump of the whole table), as p50 and p99.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -220,7 +221,7 @@ export async function lbBench(): Promise<Figure[]> {
   } else if (spawnSync('bash', [script, 'check']).status === 0) {
     const ni = Number(process.env.LB_BENCH_IPVS_SERVICES ?? 1000);
     const self = fileURLToPath(import.meta.url);
-    const r = spawnSync('bash', [script, 'run', '-t', '600', '-e', `LB_BENCH_IPVS_SERVICES=${ni}`, '-e', `LB_BENCH_BACKENDS=${m}`, '--', `node ${self} --ipvs-in-vm`], { encoding: 'utf8', env: { ...process.env, MESH_VM_QUIET: '1' } });
+    const r = spawnSync('bash', [script, 'run', '-t', String(Number(process.env.LB_BENCH_VM_TIMEOUT_S ?? (ni > 2000 ? 1200 : 600))), '-e', `LB_BENCH_IPVS_SERVICES=${ni}`, '-e', `LB_BENCH_BACKENDS=${m}`, '--', `node ${self} --ipvs-in-vm`], { encoding: 'utf8', env: { ...process.env, MESH_VM_QUIET: '1' } });
     const line = r.stdout.split('\n').find((l) => l.startsWith('FIGURES '));
     if (line) out.push(...(JSON.parse(line.slice(8)) as Figure[]).map((f) => ({ ...f, note: `${f.note ? `${f.note}; ` : ''}in the VM (emulated CPU)` })));
     else out.push({ name: 'lb ipvs: VM run failed', value: r.status ?? 1, unit: 'exit', note: r.stdout.slice(-300) });
