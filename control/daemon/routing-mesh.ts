@@ -37,12 +37,16 @@ export interface MeshInput {
 }
 
 export const PUBLISH_TABLE = 'msh_publish';
+/** How often a sync re-reads the kernel's load-balancing state (drift repair). */
+const REREAD_MS = 30_000;
+
 export class RoutingMesh {
   readonly lb: LbReconciler;
   private chain: Promise<void> = Promise.resolve();
   private lastRules = '';
   private lastInput = '';
-  private syncs = 0;
+  /** when the kernel was last re-read to repair drift (the networking's resync pass brings a sync every 30 s) */
+  private rereadAt = Date.now();
   lastError: string | undefined;
   /** for `meshctl debug dataplane`: what was last programmed */
   last: LbInput | undefined;
@@ -115,7 +119,10 @@ export class RoutingMesh {
           ok = false;
         } else this.lastRules = rules;
       }
-      const reread = ++this.syncs % 200 === 0;
+      // by time, not by count: passes no longer come with every heartbeat, so a count would make drift
+      // repair rare on a quiet node
+      const reread = Date.now() - this.rereadAt >= REREAD_MS;
+      if (reread) this.rereadAt = Date.now();
       if (key === this.lastInput && !reread) return ok;
       try {
         const r = await this.lb.sync(input, { reread });

@@ -1,29 +1,11 @@
 // Shared by the service lab tests: a lab of real meshd processes driven through meshctl and the API.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { call } from '../../control/api/client.js';
 import { nodeSocketPath } from '../../control/lab/daemons.js';
 import type { TaskRow, ServiceSummary } from '../../control/daemon/service-routes.js';
+import { cli, type Res } from '../helpers/lab.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const MESHCTL = path.join(REPO, 'bin', 'meshctl.js');
-export const WORKLOAD = path.join(REPO, 'bin', 'workload.js');
-
-export interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function cli(args: string[], timeoutMs = 120_000): Promise<Res> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MESHCTL, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+// meshctl, the workload and the result shape are the lab helpers' (one definition for every lab test)
+export { cli, MESHCTL, WORKLOAD, type Res } from '../helpers/lab.js';
 
 export class ServiceLab {
   constructor(
