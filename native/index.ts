@@ -26,6 +26,8 @@ export interface MeshNative {
   setSockOptInt(fd: number, level: number, name: number, value: number): void;
   socketOpen(nsPath: string | null, kind: 'udp' | 'tcp' | 'icmp', address: string, port: number, backlog: number): number;
   writeFileInNetns(nsPath: string | null, file: string, data: string): void;
+  /** Up to 32 small files (< 512 bytes each, e.g. sysctls) read inside a namespace; null: no such file. */
+  readFilesInNetns(nsPath: string | null, files: readonly string[]): (string | null)[];
   udpRecv(fd: number): UdpDatagram | null;
   udpSend(fd: number, data: Buffer, address: string, port: number): boolean;
   watchReadable(fd: number, callback: (events: number) => void): WatchHandle;

@@ -4,7 +4,7 @@
 // agent compares them with what its runtimes run: starts what should run, stops what should not,
 // removes what is no longer assigned, and reports every state change at once (not at the next beat).
 import type { TaskObject, TaskState } from '../store/objects.js';
-import { NetnsRuntime, DockerRuntime, type TaskRuntime, type TaskEvent, type TaskInfo } from '../../dataplane/runtime/index.js';
+import { NetnsRuntime, openDockerRuntime, type TaskRuntime, type TaskEvent, type TaskInfo } from '../../dataplane/runtime/index.js';
 
 export interface AgentReport {
   taskId: string;
@@ -48,7 +48,7 @@ export class Agent {
     if (r) return r;
     r = kind === 'netns'
       ? new NetnsRuntime({ prefix: this.o.taskPrefix, stateDir: `${this.o.stateDir}/tasks`, sweepUnknownNamespaces: true })
-      : new DockerRuntime({ prefix: this.o.taskPrefix, owner: this.o.nodeId, stateDir: `${this.o.stateDir}/docker-tasks` });
+      : await openDockerRuntime({ prefix: this.o.taskPrefix, owner: this.o.nodeId, stateDir: `${this.o.stateDir}/docker-tasks` });
     this.runtimes.set(kind, r);
     r.subscribe((e) => this.onEvent(e));
     // A restarted meshd finds its tasks again: running ones are kept, dead ones reported.

@@ -6,9 +6,8 @@
 //     of the public root certificate but no manager key) fails the handshake;
 //  3. it makes its key pair locally and sends only a CSR: the private key never leaves the node.
 import { call, type Target } from '../api/client.js';
-import { caDigest } from './pki.js';
 import { joiningOptions, MIN_TLS } from './tls.js';
-import { x509ClusterId } from './x509-read.js';
+import { caClusterId, caDigest } from './pki.js';
 
 export class JoinError extends Error {
   constructor(
@@ -33,7 +32,7 @@ export async function fetchPinnedRoot(host: string, port: number, display: strin
   if (got !== digest) {
     throw new JoinError(`the manager at ${display} presented a CA whose digest is ${got}, but the token pins ${digest}: check the token (and that ${display} is a manager of the cluster the token is for)`, 'wrong-ca');
   }
-  return { caCert: r.caCert, clusterId: x509ClusterId(r.caCert) };
+  return { caCert: r.caCert, clusterId: caClusterId(r.caCert) };
 }
 
 /** A target on the manager with the root pinned: the server must be a manager of that cluster. */

@@ -1,14 +1,23 @@
 // The cluster's PKI as pure operations on PEM text: a root CA (ECDSA P-256), node key pairs and
 // certificate signing requests, node certificates (CN = node ID, OU = swarm-manager|swarm-worker,
-// O = cluster ID), their parsing, and the root's digest that join tokens pin. All X.509 and ASN.1
-// work is done by @peculiar/x509 over Node's WebCrypto; nothing here touches the disk or the network.
-// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API
-// loaded first.
-import 'reflect-metadata';
+// O = cluster ID), their parsing, and the root's digest that join tokens pin. Making certificates and
+// requests is done by @peculiar/x509 over Node's WebCrypto; reading and verifying them by Node's own
+// X509Certificate. Nothing here touches the disk or the network.
+// @peculiar/x509 is loaded on first use: with its ASN.1 schemas it is ~200 modules, seconds of
+// start-up in an emulated guest, and a running node only reads certificates. It resolves its
+// algorithms through tsyringe, which needs the Reflect metadata API loaded first.
 import crypto from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+type X509Lib = typeof import('@peculiar/x509');
+let x509Lib: Promise<X509Lib> | undefined;
+function x509(): Promise<X509Lib> {
+  return (x509Lib ??= (async () => {
+    await import('reflect-metadata');
+    const lib = await import('@peculiar/x509');
+    lib.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+    return lib;
+  })());
+}
 
 export type NodeRole = 'manager' | 'worker';
 
@@ -84,8 +93,9 @@ async function importPrivate(keyPem: string): Promise<CryptoKey> {
 
 /** A new root CA for a cluster. */
 export async function createRootCA(clusterId: string, now = new Date()): Promise<RootCA> {
+  const lib = await x509();
   const kp = await generateKeyPair();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+  const cert = await lib.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: [{ CN: ['swarm-ca'] }, { O: [clusterId] }],
     notBefore: new Date(now.getTime() - 60_000),
@@ -93,9 +103,9 @@ export async function createRootCA(clusterId: string, now = new Date()): Promise
     signingAlgorithm: SIG,
     keys: kp.keys,
     extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(kp.keys.publicKey),
+      new lib.BasicConstraintsExtension(true, 1, true),
+      new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign | lib.KeyUsageFlags.cRLSign, true),
+      await lib.SubjectKeyIdentifierExtension.create(kp.keys.publicKey),
     ],
   });
   return { cert: cert.toString('pem') + '\n', key: kp.key };
@@ -121,7 +131,8 @@ export function caDigest(caCertPem: string): string {
 
 /** A PKCS#10 request for a node's key; the CA decides the subject, the request proves the key. */
 export async function createCsr(kp: KeyPair, nodeId: string): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: [{ CN: [nodeId] }], keys: kp.keys, signingAlgorithm: SIG });
+  const lib = await x509();
+  const csr = await lib.Pkcs10CertificateRequestGenerator.create({ name: [{ CN: [nodeId] }], keys: kp.keys, signingAlgorithm: SIG });
   return csr.toString('pem') + '\n';
 }
 
@@ -131,9 +142,10 @@ export async function createCsr(kp: KeyPair, nodeId: string): Promise<string> {
  * the request only has to be signed by the key it carries (proof of possession) and name the same node.
  */
 export async function issueNodeCert(ca: RootCA, csrPem: string, subject: { nodeId: string; role: NodeRole; clusterId: string }, expiryMs: number, now = new Date()): Promise<string> {
-  let csr: x509.Pkcs10CertificateRequest;
+  const lib = await x509();
+  let csr: InstanceType<X509Lib['Pkcs10CertificateRequest']>;
   try {
-    csr = new x509.Pkcs10CertificateRequest(csrPem);
+    csr = new lib.Pkcs10CertificateRequest(csrPem);
   } catch (e) {
     throw new PkiError(`the certificate signing request is not valid PKCS#10: ${(e as Error).message}`);
   }
@@ -146,8 +158,8 @@ export async function issueNodeCert(ca: RootCA, csrPem: string, subject: { nodeI
   if (!signed) throw new PkiError('the certificate signing request is not signed by the key it carries');
   const cn = csr.subjectName.getField('CN')[0];
   if (cn !== subject.nodeId) throw new PkiError(`the certificate signing request names node "${cn ?? ''}", not ${subject.nodeId}`);
-  const caCert = new x509.X509Certificate(ca.cert);
-  const cert = await x509.X509CertificateGenerator.create({
+  const caCert = new lib.X509Certificate(ca.cert);
+  const cert = await lib.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [{ CN: [subject.nodeId] }, { OU: [OU[subject.role]] }, { O: [subject.clusterId] }],
     issuer: caCert.subject,
@@ -159,32 +171,67 @@ export async function issueNodeCert(ca: RootCA, csrPem: string, subject: { nodeI
     publicKey: csr.publicKey,
     signingKey: await importPrivate(ca.key),
     extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new lib.BasicConstraintsExtension(false, undefined, true),
+      new lib.KeyUsagesExtension(lib.KeyUsageFlags.digitalSignature | lib.KeyUsageFlags.keyEncipherment, true),
       // every node is both a TLS server (2377) and a client (of managers, of other managers)
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+      new lib.ExtendedKeyUsageExtension([lib.ExtendedKeyUsage.serverAuth, lib.ExtendedKeyUsage.clientAuth]),
+      await lib.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
     ],
   });
   return cert.toString('pem') + '\n';
 }
 
-/** Reads a node certificate's identity; throws if it is not one of ours. */
-export function parseNodeCert(certPem: string): NodeCertInfo {
-  const c = new x509.X509Certificate(certPem);
-  return infoFromSubject(c.subject, c.serialNumber, c.notBefore, c.notAfter);
+/** Reads a certificate (Node's own parser); a clear error for anything that is not one. */
+function readCert(certPem: string, what: string): crypto.X509Certificate {
+  try {
+    return new crypto.X509Certificate(certPem);
+  } catch (e) {
+    throw new PkiError(`${what} is not a valid PEM X.509 certificate: ${(e as Error).message}`);
+  }
 }
 
-/** The identity in a subject as Node's TLS reports it (`getPeerCertificate().subject`). */
+/** Fields of a subject as Node prints it: one "KEY=value" per line. */
+function subjectFields(subject: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0 && !out.has(line.slice(0, eq))) out.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return out;
+}
+
+/** The validity dates of a certificate (Node gives them as text, to the second). */
+function validity(c: crypto.X509Certificate): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(c.validFrom), notAfter: new Date(c.validTo) };
+}
+
+/** Reads a node certificate's identity; throws if it is not one of ours. */
+export function parseNodeCert(certPem: string): NodeCertInfo {
+  const c = readCert(certPem, 'the node certificate');
+  const { notBefore, notAfter } = validity(c);
+  return infoFromSubject(c.subject, c.serialNumber, notBefore, notAfter);
+}
+
+/** The cluster ID a root CA certificate was made for (its subject's O). */
+export function caClusterId(caPem: string): string {
+  const o = subjectFields(readCert(caPem, 'the root CA certificate').subject).get('O');
+  if (!o) throw new PkiError('the root CA certificate names no cluster (no O in its subject)');
+  return o;
+}
+
+/**
+ * The identity in a subject: as Node's X509Certificate prints it (one "KEY=value" per line) or as
+ * TLS reports it (`getPeerCertificate().subject`).
+ */
 export function infoFromSubject(subject: string | { CN?: string; OU?: string; O?: string }, serialNumber: string, notBefore: Date, notAfter: Date): NodeCertInfo {
   let cn: string | undefined;
   let ou: string | undefined;
   let o: string | undefined;
   if (typeof subject === 'string') {
-    const n = new x509.Name(subject);
-    cn = n.getField('CN')[0];
-    ou = n.getField('OU')[0];
-    o = n.getField('O')[0];
+    const f = subjectFields(subject);
+    cn = f.get('CN');
+    ou = f.get('OU');
+    o = f.get('O');
   } else {
     ({ CN: cn, OU: ou, O: o } = subject);
   }
@@ -195,13 +242,14 @@ export function infoFromSubject(subject: string | { CN?: string; OU?: string; O?
 
 /** Checks that `certPem` was signed by `caPem`, is in its validity period and holds `keyPem`'s key. */
 export async function verifyNodeCert(certPem: string, caPem: string, keyPem?: string, now = new Date()): Promise<NodeCertInfo> {
-  const c = new x509.X509Certificate(certPem);
-  const ca = new x509.X509Certificate(caPem);
-  if (!(await c.verify({ publicKey: ca.publicKey, signatureOnly: true }))) throw new PkiError('the certificate was not signed by this cluster\'s root CA');
-  if (now < c.notBefore || now > c.notAfter) throw new PkiError(`the certificate is valid from ${c.notBefore.toISOString()} to ${c.notAfter.toISOString()}, not now (${now.toISOString()})`);
+  const c = readCert(certPem, 'the node certificate');
+  const ca = readCert(caPem, 'the root CA certificate');
+  if (!c.verify(ca.publicKey)) throw new PkiError('the certificate was not signed by this cluster\'s root CA');
+  const { notBefore, notAfter } = validity(c);
+  if (now < notBefore || now > notAfter) throw new PkiError(`the certificate is valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}, not now (${now.toISOString()})`);
   if (keyPem) {
     const mine = crypto.createPublicKey(crypto.createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
-    const theirs = Buffer.from(c.publicKey.rawData);
+    const theirs = c.publicKey.export({ type: 'spki', format: 'der' });
     if (!mine.equals(theirs)) throw new PkiError('the certificate is not for this node\'s key');
   }
   return parseNodeCert(certPem);

@@ -2,8 +2,9 @@
 import { Command, Option } from 'commander';
 import { call, parseHost, type Target } from '../api/client.js';
 import type { NodeView } from '../daemon/routes.js';
+import type { ClusterSpec } from '../store/objects.js';
 import { formatOption, printJson, table, type Format } from './output.js';
-import { parseDuration } from './service-flags.js';
+import { formatDuration, parseDuration } from './service-flags.js';
 
 export type TargetFn = () => Target;
 
@@ -17,10 +18,13 @@ export function swarmCommand(target: TargetFn): Command {
     .option('--advertise-addr <addr>', 'address other nodes reach this one at (HOST[:PORT], default port 2377)')
     .option('--listen-addr <addr>', 'address to listen on for 2377 (default 0.0.0.0:PORT)')
     .option('--force-new-cluster', 'restart this surviving manager as a one-member cluster, keeping its data')
+    .option('--dispatcher-heartbeat <d>', 'how often nodes report to the managers, e.g. 5s (default 1s; a node is down after 3 missed)')
     .addOption(formatOption())
-    .action(async (o: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean; format: Format }) => {
+    .action(async (o: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean; dispatcherHeartbeat?: string; format: Format }) => {
       const t = target();
-      const r = await call<{ clusterId: string; nodeId: string }>(t, 'POST', '/v1/swarm/init', { advertiseAddr: o.advertiseAddr, listenAddr: o.listenAddr, forceNewCluster: o.forceNewCluster });
+      const heartbeatPeriodMs = o.dispatcherHeartbeat ? parseDuration(o.dispatcherHeartbeat, '--dispatcher-heartbeat') : undefined;
+      if (heartbeatPeriodMs !== undefined && o.forceNewCluster) throw new Error('--dispatcher-heartbeat is for a new cluster; change a running one with `meshctl swarm update --dispatcher-heartbeat`');
+      const r = await call<{ clusterId: string; nodeId: string }>(t, 'POST', '/v1/swarm/init', { advertiseAddr: o.advertiseAddr, listenAddr: o.listenAddr, forceNewCluster: o.forceNewCluster, heartbeatPeriodMs });
       if (o.format === 'json') return printJson(r);
       if (o.forceNewCluster) {
         console.log(`Cluster ${r.clusterId} restarted as a one-member cluster on node ${r.nodeId}, with its data. Add managers again with \`meshctl swarm join-token manager\`.`);
@@ -89,6 +93,31 @@ export function swarmCommand(target: TargetFn): Command {
       const r = await call<{ ids: string[]; primary: string }>(target(), 'POST', '/v1/swarm/rotate-gossip-key', {}, 60_000);
       if (o.format === 'json') return printJson(r);
       console.log(`Gossip key rotated: primary ${r.primary}, ring ${r.ids.join(', ')}.`);
+    });
+
+  swarm
+    .command('inspect')
+    .description('the cluster settings that `swarm init` and `swarm update` set')
+    .addOption(formatOption())
+    .action(async (o: { format: Format }) => {
+      const r = await call<{ id: string; spec: ClusterSpec; autolock: boolean }>(target(), 'GET', '/v1/swarm/spec');
+      if (o.format === 'json') return printJson(r);
+      const s = r.spec;
+      const d = (ms: number | undefined): string => (ms === undefined ? '-' : formatDuration(ms));
+      console.log(
+        table(
+          ['SETTING', 'VALUE'],
+          [
+            ['cluster', r.id],
+            ['dispatcher heartbeat', `${d(s.heartbeatPeriodMs)} (a node is down after ${s.heartbeatGrace} missed: ${d(s.heartbeatPeriodMs * s.heartbeatGrace)})`],
+            ['raft election tick', d(s.electionTickMs)],
+            ['raft heartbeat tick', d(s.heartbeatTickMs)],
+            ['gossip key rotation', d(s.gossipKeyRotationMs)],
+            ['certificate expiry', d(s.certExpiryMs)],
+            ['autolock', String(r.autolock)],
+          ],
+        ),
+      );
     });
 
   swarm

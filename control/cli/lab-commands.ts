@@ -1,10 +1,13 @@
 // `meshctl lab up|down|status|exec|env|demo`
 import { Command, Option } from 'commander';
-import { labDown, labExec, labRun, labStatus, labUp, readLabState, nodeSocketPath, LabError, type LabStatus } from '../lab/lab.js';
-import { LAB_DEFAULTS, planLab, resolveNode } from '../lab/plan.js';
+import type { LabStatus } from '../lab/lab.js';
+import { LAB_DEFAULTS, LabError, planLab, resolveNode } from '../lab/plan.js';
 import { formatOption, printJson, table, type Format } from './output.js';
 import { call } from '../api/client.js';
-import { demoServices } from './lab-demo.js';
+
+// The lab's code (netlink, the native addon) loads only for `meshctl lab`: every other command
+// starts faster without it, which counts in an emulated guest (seconds per meshctl).
+const lab = () => import('../lab/lab.js');
 
 const int = (name: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw new Error(`${name} must be a whole number, not "${v}"`);
@@ -32,16 +35,16 @@ function printStatus(s: LabStatus, format: Format): void {
   if (s.leftovers.length) console.log(`leftovers not in this lab: ${s.leftovers.join(', ')}`);
 }
 
-function loadPlan(prefix: string) {
-  const st = readLabState(prefix);
+async function loadPlan(prefix: string) {
+  const st = (await lab()).readLabState(prefix);
   if (!st) throw new LabError(`lab "${prefix}" is not up (meshctl lab up --prefix ${prefix})`);
   return st.plan;
 }
 
 export function labCommand(): Command {
-  const lab = new Command('lab').description('a cluster of network namespaces on this machine, for demos and tests').enablePositionalOptions();
+  const cmd = new Command('lab').description('a cluster of network namespaces on this machine, for demos and tests').enablePositionalOptions();
 
-  lab
+  cmd
     .command('up')
     .description('create N node namespaces on an underlay bridge (198.18.0.0/15), reachable from the host')
     .addOption(prefixOption())
@@ -53,7 +56,7 @@ export function labCommand(): Command {
     .option('--election-ms <ms>', 'Raft election timeout for the daemons', int('--election-ms'))
     .addOption(formatOption())
     .action(async (o: { prefix: string; nodes: number; subnet: string; mtu: number; managers: number; daemons: boolean; electionMs?: number; format: Format }) => {
-      const st = await labUp({ prefix: o.prefix, nodes: o.nodes, subnet: o.subnet, mtu: o.mtu }, o.format === 'json' ? undefined : (l) => console.log(l), {
+      const st = await (await lab()).labUp({ prefix: o.prefix, nodes: o.nodes, subnet: o.subnet, mtu: o.mtu }, o.format === 'json' ? undefined : (l) => console.log(l), {
         daemons: o.daemons,
         managers: o.managers,
         daemonFlags: o.electionMs ? { electionMs: o.electionMs } : {},
@@ -61,28 +64,28 @@ export function labCommand(): Command {
       if (o.format === 'json') printJson(st);
     });
 
-  lab
+  cmd
     .command('down')
     .description('remove every namespace and link of the lab (works after a crash or a half-finished up)')
     .addOption(prefixOption())
     .addOption(formatOption())
     .action(async (o: { prefix: string; format: Format }) => {
-      const r = await labDown(o.prefix, o.format === 'json' ? undefined : (l) => console.log(l));
+      const r = await (await lab()).labDown(o.prefix, o.format === 'json' ? undefined : (l) => console.log(l));
       if (o.format === 'json') printJson(r);
     });
 
-  lab
+  cmd
     .command('status')
     .description('nodes, their addresses, and whether the host side reaches them')
     .addOption(prefixOption())
     .addOption(formatOption())
     .action(async (o: { prefix: string; format: Format }) => {
-      const s = await labStatus(o.prefix);
+      const s = await (await lab()).labStatus(o.prefix);
       printStatus(s, o.format);
       if (s.up && s.nodes.some((n) => n.problem)) process.exitCode = 1;
     });
 
-  lab
+  cmd
     .command('exec')
     .description('run a command inside a node: meshctl lab exec n1 -- ip addr')
     .addOption(prefixOption())
@@ -90,31 +93,34 @@ export function labCommand(): Command {
     .argument('<cmd...>', 'the command (put it after --)')
     .passThroughOptions()
     .action(async (node: string, cmd: string[], o: { prefix: string }) => {
-      const n = resolveNode(loadPlan(o.prefix), node);
+      const n = resolveNode(await loadPlan(o.prefix), node);
       const argv = cmd[0] === '--' ? cmd.slice(1) : cmd;
       if (argv.length === 0) throw new LabError('lab exec needs a command: meshctl lab exec n1 -- ip addr');
-      process.exitCode = await labExec(n.netns, argv);
+      process.exitCode = await (await lab()).labExec(n.netns, argv);
     });
 
-  lab
+  cmd
     .command('env')
     .description("print the line that points meshctl at a node's daemon: eval $(meshctl lab env n1)")
     .addOption(prefixOption())
     .addOption(formatOption())
     .argument('<node>', 'n1, 1 or PREFIX-n1')
-    .action((node: string, o: { prefix: string; format: Format }) => {
-      const n = resolveNode(loadPlan(o.prefix), node);
+    .action(async (node: string, o: { prefix: string; format: Format }) => {
+      const n = resolveNode(await loadPlan(o.prefix), node);
+      const { nodeSocketPath } = await lab();
       const host = `unix://${nodeSocketPath(n.netns)}`;
       if (o.format === 'json') printJson({ MESH_HOST: host, node: n.name, netns: n.netns, address: n.address });
       else console.log(`export MESH_HOST=${host}`);
     });
 
-  lab
+  cmd
     .command('demo')
     .description('a 3-node lab with a cluster (1 manager, 2 workers), an overlay network, 6 replicas published in ingress mode and probed on every node from outside, and DNS from inside a task')
     .addOption(prefixOption())
     .action(async (o: { prefix: string }) => {
       const t0 = Date.now();
+      const { labDown, labRun, labStatus, labUp, nodeSocketPath } = await lab();
+      const { demoServices } = await import('./lab-demo.js');
       console.log(`== meshctl lab up --nodes 3 --prefix ${o.prefix}`);
       await labDown(o.prefix);
       await labUp({ ...LAB_DEFAULTS, prefix: o.prefix, nodes: 3 }, (l) => console.log(`   ${l}`), { managers: 1 });
@@ -151,5 +157,5 @@ export function labCommand(): Command {
       if (bad) process.exitCode = 1;
     });
 
-  return lab;
+  return cmd;
 }

@@ -11,8 +11,7 @@ import { publishCommand } from './publish-commands.js';
 import { debugCommand } from './debug-commands.js';
 import { ClientError } from '../api/client.js';
 import { NetlinkError } from '../../dataplane/netlink/errors.js';
-import { LabError } from '../lab/lab.js';
-import { LabConfigError } from '../lab/plan.js';
+import { LabConfigError, LabError } from '../lab/plan.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('meshctl')

@@ -59,6 +59,20 @@ export function parseDuration(v: string, flag: string): number {
   return Math.round(total);
 }
 
+/** A duration as parseDuration reads it back: 1h30m, 5s, 250ms. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const parts: string[] = [];
+  let rest = Math.round(ms);
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join('');
+}
+
 /** "512M", "1G", "1048576" -> bytes */
 export function parseBytes(v: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)([kmgt]i?b?|b)?$/i.exec(v.trim());

@@ -513,7 +513,7 @@ export class Daemon {
 
   // ---- swarm init / join / leave ---------------------------------------------------------------------
 
-  async init(opts: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean }): Promise<{ clusterId: string; nodeId: string }> {
+  async init(opts: { advertiseAddr?: string; listenAddr?: string; forceNewCluster?: boolean; heartbeatPeriodMs?: number }): Promise<{ clusterId: string; nodeId: string }> {
     return this.exclusive(async () => {
       if (opts.forceNewCluster) return this.forceNew();
       if (this.identity.cluster) throw new ApiError(409, 'already-in-cluster', `this node is already part of cluster ${this.identity.cluster.clusterId} (as a ${this.identity.cluster.role}); \`meshctl swarm leave\` first`);
@@ -536,7 +536,7 @@ export class Daemon {
         id: clusterId,
         name: 'default',
         gossip: { keys: [Buffer.from(generateKey()).toString('base64')], primary: 0, rotatedAt: new Date().toISOString() },
-        spec: { heartbeatPeriodMs: 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000, certExpiryMs: DEFAULT_CERT_EXPIRY_MS },
+        spec: { heartbeatPeriodMs: opts.heartbeatPeriodMs ?? 1000, heartbeatGrace: 3, electionTickMs: this.o.electionMs ?? 1000, heartbeatTickMs: this.o.raftHeartbeatMs ?? 100, gossipKeyRotationMs: 12 * 3600_000, certExpiryMs: DEFAULT_CERT_EXPIRY_MS },
         secrets: { tokens: { worker: newToken(ca.cert), manager: newToken(ca.cert) }, ca },
         removedNodes: {},
       };

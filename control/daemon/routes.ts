@@ -17,7 +17,7 @@ import { registerSecurityRoutes } from './security-routes.js';
 
 const addr = z.string().min(1).max(300);
 
-const InitBody = z.object({ advertiseAddr: addr.optional(), listenAddr: addr.optional(), forceNewCluster: z.boolean().optional() }).strict();
+const InitBody = z.object({ advertiseAddr: addr.optional(), listenAddr: addr.optional(), forceNewCluster: z.boolean().optional(), heartbeatPeriodMs: z.number().int().min(100).max(60_000).optional() }).strict();
 const JoinBody = z.object({ remoteAddr: addr, token: z.string().min(1), advertiseAddr: addr.optional(), listenAddr: addr.optional() }).strict();
 const LeaveBody = z.object({ force: z.boolean().optional() }).strict();
 const pem = z.string().min(1).max(16_384);
@@ -177,6 +177,18 @@ export function registerRoutes(d: Daemon): void {
           }
         }
       });
+    },
+    { access: 'manager' },
+  );
+
+  // The settings `swarm init` and `swarm update` set (never the secrets).
+  r.on(
+    'GET',
+    '/v1/swarm/spec',
+    async () => {
+      await wrap(d.requireManager().linearizableRead());
+      const c = d.cluster();
+      return { id: c.id, spec: c.spec, autolock: !!c.secrets?.unlockKey };
     },
     { access: 'manager' },
   );

@@ -42,9 +42,8 @@ export function findLabObjects(prefix: string): { netns: string[]; hostLink: boo
   }
 }
 
-export class LabError extends Error {
-  override name = 'LabError';
-}
+export { LabError } from './plan.js';
+import { LabError } from './plan.js';
 
 // Tests inject a crash after step N to prove `down` cleans up a half-made lab.
 function crashPoint(step: number): void {

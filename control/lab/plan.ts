@@ -40,6 +40,11 @@ const LAB_RANGE = ipaddr.parseCIDR('198.18.0.0/15');
 const PREFIX_RE = /^[a-z][a-z0-9]{0,10}$/;
 const FIRST_NODE_OFFSET = 10; // .1 is the host side; nodes start at .11
 
+/** A lab operation that cannot go on (what is missing, what to run). */
+export class LabError extends Error {
+  override name = 'LabError';
+}
+
 export class LabConfigError extends Error {
   override name = 'LabConfigError';
 }

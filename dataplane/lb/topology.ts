@@ -71,17 +71,10 @@ export async function ensureBridgeNetfilter(): Promise<void> {
   }
 }
 
-async function readSysctls(netns: string, keys: string[]): Promise<Map<string, string | undefined>> {
-  const script = 'for f in "$@"; do if [ -r "/proc/sys/$f" ]; then printf "%s=%s\\n" "$f" "$(cat "/proc/sys/$f")"; else printf "%s\\n" "$f"; fi; done';
-  const r = await execIn(netns, ['sh', '-c', script, 'sh', ...keys]);
-  const out = new Map<string, string | undefined>();
-  for (const line of r.stdout.split('\n')) {
-    if (!line) continue;
-    const i = line.indexOf('=');
-    if (i < 0) out.set(line, undefined);
-    else out.set(line.slice(0, i), line.slice(i + 1).trim());
-  }
-  return out;
+/** The current values (undefined: no such sysctl), read in the namespace without a process. */
+function readSysctls(netns: string, keys: string[]): Map<string, string | undefined> {
+  const vals = native.readFilesInNetns(netnsPath(netns), keys.map((k) => `/proc/sys/${k}`));
+  return new Map(keys.map((k, i) => [k, vals[i]?.trim()]));
 }
 
 const isVip = (a: { address: string; prefixLen: number; family: number }): boolean => a.family === 2 && a.prefixLen === 32 && !a.address.startsWith('127.');
@@ -95,7 +88,7 @@ export async function prepareSandbox(netns: string, vips: readonly string[], opt
   const res: SandboxResult = { writes: 0, steps: [] };
   await ensureBridgeNetfilter();
   const want = sandboxSysctls(opts);
-  const have = await readSysctls(netns, Object.keys(want));
+  const have = readSysctls(netns, Object.keys(want));
   for (const [k, v] of Object.entries(want)) {
     const cur = have.get(k);
     if (cur === v) continue;

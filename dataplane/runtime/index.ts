@@ -8,7 +8,16 @@
 //   await rt.stop(id, 10_000); await rt.remove(id);
 export * from './types.js';
 export { NetnsRuntime, type NetnsRuntimeOptions } from './netns-runtime.js';
-export { DockerRuntime, type DockerRuntimeOptions } from './docker-runtime.js';
+export type { DockerRuntime, DockerRuntimeOptions } from './docker-runtime.js';
+import type { DockerRuntime, DockerRuntimeOptions } from './docker-runtime.js';
+
+/**
+ * The docker runtime, loaded on first use: dockerode (with grpc and protobufjs) is about a quarter
+ * of meshd's start-up, and seconds in an emulated guest, for a runtime most nodes never use.
+ */
+export async function openDockerRuntime(opts: DockerRuntimeOptions): Promise<DockerRuntime> {
+  return new (await import('./docker-runtime.js')).DockerRuntime(opts);
+}
 export { runHttpWorkload, runUdpEchoWorkload, workloadMain, type HttpWorkloadReply, type WorkloadOptions, type RunningWorkload } from './workload.js';
 
 import { sleep } from './procfs.js';

@@ -91,7 +91,10 @@ static napi_value undefined(napi_env env) {
 
 // ---- helper thread: everything that needs to run in another namespace happens here -------------
 
-enum ns_op { OP_SOCKET, OP_NEW_NETNS, OP_WRITE_FILE };
+enum ns_op { OP_SOCKET, OP_NEW_NETNS, OP_WRITE_FILE, OP_READ_FILES };
+
+#define READ_FILES_MAX 32
+#define READ_FILE_BYTES 512
 
 struct ns_job {
   enum ns_op op;
@@ -107,6 +110,11 @@ struct ns_job {
   // OP_WRITE_FILE
   const char *file_path;
   const char *file_data;
+  // OP_READ_FILES: small files (sysctls); a missing one reads as found[i] = 0
+  int nfiles;
+  const char *files[READ_FILES_MAX];
+  char contents[READ_FILES_MAX][READ_FILE_BYTES];
+  int found[READ_FILES_MAX];
   // results
   int fd;
   int err;
@@ -137,6 +145,24 @@ static void *ns_thread(void *arg) {
     size_t n = strlen(j->file_data);
     if (write(fd, j->file_data, n) != (ssize_t)n) { j->err = errno; j->failed_op = "write"; }
     close(fd);
+    return NULL;
+  }
+  if (j->op == OP_READ_FILES) {
+    for (int i = 0; i < j->nfiles; i++) {
+      int fd = open(j->files[i], O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT) continue;
+        j->err = errno; j->failed_op = "open"; j->file_path = j->files[i]; return NULL;
+      }
+      ssize_t n;
+      do n = read(fd, j->contents[i], READ_FILE_BYTES - 1);
+      while (n < 0 && errno == EINTR);
+      int e = errno;
+      close(fd);
+      if (n < 0) { j->err = e; j->failed_op = "read"; j->file_path = j->files[i]; return NULL; }
+      j->contents[i][n] = 0;
+      j->found[i] = 1;
+    }
     return NULL;
   }
   int fd = socket(j->domain, j->type | SOCK_CLOEXEC | SOCK_NONBLOCK, j->protocol);
@@ -325,6 +351,41 @@ static napi_value write_file_in_netns(napi_env env, napi_callback_info info) {
   j.file_data = data;
   if (run_ns_job(&j) != 0) return throw_errno(env, j.err, j.failed_op, file);
   return undefined(env);
+}
+
+// readFilesInNetns(nsPath, files) -> (string | null)[]: small files read inside a namespace (null:
+// no such file), e.g. sysctls under /proc/sys/net, without a process per read.
+static napi_value read_files_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char nsbuf[512];
+  static __thread char names[READ_FILES_MAX][512];
+  static __thread struct ns_job j;
+  memset(&j, 0, sizeof j);
+  j.op = OP_READ_FILES;
+  uint32_t n = 0;
+  bool is_array = false;
+  if (argc < 2 || opt_ns_path(env, argv[0], nsbuf, sizeof nsbuf, &j.ns_path) != 0 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &n) != napi_ok || n > READ_FILES_MAX)
+    return throw_type(env, "readFilesInNetns(nsPath|null, files[] (at most 32))");
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || get_string(env, v, names[i], sizeof names[i]) != 0)
+      return throw_type(env, "readFilesInNetns(nsPath|null, files[] (at most 32))");
+    j.files[i] = names[i];
+  }
+  j.nfiles = (int)n;
+  if (run_ns_job(&j) != 0) return throw_errno(env, j.err, j.failed_op, j.file_path ? j.file_path : j.ns_path ? j.ns_path : "files");
+  napi_value out;
+  napi_create_array_with_length(env, n, &out);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (j.found[i]) napi_create_string_utf8(env, j.contents[i], NAPI_AUTO_LENGTH, &v);
+    else napi_get_null(env, &v);
+    napi_set_element(env, out, i, v);
+  }
+  return out;
 }
 
 // ---- datagram I/O ---------------------------------------------------------------------------
@@ -637,6 +698,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("setSockOptInt", set_sockopt_int);
   EXPORT("socketOpen", socket_open);
   EXPORT("writeFileInNetns", write_file_in_netns);
+  EXPORT("readFilesInNetns", read_files_in_netns);
   EXPORT("udpRecv", udp_recv);
   EXPORT("udpSend", udp_send);
   EXPORT("watchReadable", watch_readable);

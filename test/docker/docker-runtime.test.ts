@@ -4,7 +4,8 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import { netnsExists, Rtnl } from '../../dataplane/netlink/index.js';
-import { DockerRuntime, waitForExit, type TaskEvent } from '../../dataplane/runtime/index.js';
+import { waitForExit, type TaskEvent } from '../../dataplane/runtime/index.js';
+import { DockerRuntime } from '../../dataplane/runtime/docker-runtime.js';
 import { LABEL } from '../../dataplane/runtime/docker-runtime.js';
 import { inNetns, tempNetns, uniqueName } from '../helpers/netns.js';
 import { leaks, median, scratch, waitFor } from '../kernel/runtime/helpers.js';

@@ -102,3 +102,18 @@ t.test('a namespace given as /proc/PID/ns/net (how a container is reached)', asy
   r.createBridge('brp');
   t.match(inNetns(ns, ['ip', '-br', 'link', 'show', 'brp']), /^brp/);
 });
+
+t.test('files read inside a namespace: its own sysctls, null for a missing one, clear errors', async (t) => {
+  const ns = tempNetns(t);
+  const fwd = '/proc/sys/net/ipv4/ip_forward';
+  const root = native.readFilesInNetns(null, [fwd])[0];
+  t.match(root, /^[01]\n$/, 'our own namespace');
+  // The opposite of ours: proof that the read is the namespace's, not the caller's.
+  const other = root === '1\n' ? '0' : '1';
+  native.writeFileInNetns(netnsPath(ns), fwd, other);
+  t.same(native.readFilesInNetns(netnsPath(ns), [fwd, '/proc/sys/net/ipv4/no_such_sysctl']), [`${other}\n`, null], 'the namespace\'s value; null for a missing file');
+  t.same(native.readFilesInNetns(null, [fwd]), [root], 'ours is unchanged');
+  t.same(native.readFilesInNetns(netnsPath(ns), []), [], 'no files, no reads');
+  t.throws(() => native.readFilesInNetns(netnsPath(ns), Array(33).fill(fwd)), TypeError, 'more than 32 files is refused');
+  t.throws(() => native.readFilesInNetns('/run/netns/mt-no-such-ns', [fwd]), /open namespace \/run\/netns\/mt-no-such-ns/, 'a missing namespace is named');
+});

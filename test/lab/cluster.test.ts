@@ -233,3 +233,28 @@ t.test('promote a worker to manager and demote it again', async (t) => {
   t.not(last.code, 0);
   t.match(last.stderr, /last manager/);
 });
+
+t.test('swarm init --dispatcher-heartbeat sets the period; swarm inspect shows it; swarm update changes it; bad values are refused', async (t) => {
+  const lab = await up(t, 'h', 1, 0, 46);
+  const bad = await lab.on('n1', 'swarm', 'init', '--dispatcher-heartbeat', '5');
+  t.not(bad.code, 0);
+  t.match(bad.stderr, /--dispatcher-heartbeat 5: use a duration like/, 'a number without a unit is refused, with an example');
+  const tooShort = await lab.on('n1', 'swarm', 'init', '--dispatcher-heartbeat', '50ms');
+  t.not(tooShort.code, 0);
+  t.match(tooShort.stderr, /heartbeatPeriodMs/, 'below 100 ms is refused, naming the setting');
+  const init = await lab.on('n1', 'swarm', 'init', '--dispatcher-heartbeat', '2s');
+  t.equal(init.code, 0, init.stderr);
+  const spec = async (): Promise<{ heartbeatPeriodMs: number; heartbeatGrace: number }> => {
+    const r = await lab.on('n1', 'swarm', 'inspect', '--format', 'json');
+    if (r.code !== 0) throw new Error(`swarm inspect: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { spec: { heartbeatPeriodMs: number; heartbeatGrace: number } }).spec;
+  };
+  t.equal((await spec()).heartbeatPeriodMs, 2000, 'the new cluster has the period it was made with');
+  const table = await lab.on('n1', 'swarm', 'inspect');
+  t.match(table.stdout, /dispatcher heartbeat\s+2s \(a node is down after 3 missed: 6s\)/, 'inspect says it in words');
+  const upd = await lab.on('n1', 'swarm', 'update', '--dispatcher-heartbeat', '3s');
+  t.equal(upd.code, 0, upd.stderr);
+  t.equal((await spec()).heartbeatPeriodMs, 3000, 'swarm update changed it');
+  const nodes = await lab.nodes('n1');
+  t.equal(nodes[0]?.status, 'Ready', 'the node stays Ready across the change');
+});

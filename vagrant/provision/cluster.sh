@@ -20,8 +20,9 @@ case "$MESH_ROLE" in
     else
       # Tokens of an earlier cluster would only make the joiners fail: drop them first.
       rm -f "$MESH_TOKEN_DIR"/manager.token "$MESH_TOKEN_DIR"/worker.token "$MESH_TOKEN_DIR"/manager.addr
-      step "swarm init --advertise-addr $MESH_ADDR"
-      meshctl_local swarm init --advertise-addr "$MESH_ADDR"
+      hb=(); [ -n "${MESH_DISPATCHER_HEARTBEAT:-}" ] && hb=(--dispatcher-heartbeat "$MESH_DISPATCHER_HEARTBEAT")
+      step "swarm init --advertise-addr $MESH_ADDR ${hb[*]}"
+      meshctl_local swarm init --advertise-addr "$MESH_ADDR" "${hb[@]}"
     fi
     put manager.token "$(meshctl_local swarm join-token manager -q)"
     put worker.token "$(meshctl_local swarm join-token worker -q)"

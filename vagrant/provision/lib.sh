@@ -15,6 +15,8 @@
 #   MESH_STATE_DIR      meshd's state directory                         (/var/lib/meshd)
 #   MESH_SOCKET         meshd's local API socket                        (/run/meshd/meshd.sock)
 #   MESH_DAEMON_ARGS    extra meshd flags (e.g. --election-ms 3000 on slow, emulated machines)
+#   MESH_DISPATCHER_HEARTBEAT  the new cluster's node heartbeat period, e.g. 5s (meshd's default 1s;
+#                       a node is down after 3 missed: longer on slow or heavily shared hosts)
 #   MESH_FW             1: install the nftables host firewall; 0: leave the firewall alone (1)
 #   MESH_CLUSTER_SUBNET when set, 2377/tcp, 7946/tcp+udp and 4789/udp accept only this source subnet
 #   MESH_FW_TCP, MESH_FW_UDP  other ports to open (published ports), nft syntax

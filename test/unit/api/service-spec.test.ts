@@ -1,6 +1,7 @@
 import t from 'tap';
 import { normalizeServiceSpec, describeSpecError } from '../../../control/api/service-spec.js';
-import { parseBytes, parseCpus, parseDuration, parseNetwork, parsePublish, FlagError } from '../../../control/cli/service-flags.js';
+import fc from 'fast-check';
+import { formatDuration, parseBytes, parseCpus, parseDuration, parseNetwork, parsePublish, FlagError } from '../../../control/cli/service-flags.js';
 import { ZodError } from 'zod';
 
 function specError(input: unknown): string {
@@ -59,4 +60,13 @@ t.test('flags', async (t) => {
   t.throws(() => parseBytes('lots', '--reserve-memory'), /use a size/);
   t.equal(parseCpus('0.5', '--reserve-cpu'), 500_000_000);
   t.throws(() => parseCpus('-1', '--reserve-cpu'), FlagError);
+});
+
+t.test('formatDuration writes what parseDuration reads back', async (t) => {
+  t.equal(formatDuration(5000), '5s');
+  t.equal(formatDuration(90_000), '1m30s');
+  t.equal(formatDuration(12 * 3_600_000), '12h');
+  t.equal(formatDuration(1250), '1s250ms');
+  t.equal(formatDuration(0), '0s');
+  fc.assert(fc.property(fc.integer({ min: 0, max: 10 * 365 * 24 * 3_600_000 }), (ms) => parseDuration(formatDuration(ms), '--x') === ms));
 });

@@ -5,17 +5,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { caDigest, createCsr, createRootCA, generateKeyPair, issueNodeCert, parseNodeCert, renewAt, verifyNodeCert } from '../../../control/ca/pki.js';
+import { caClusterId, caDigest, createCsr, createRootCA, generateKeyPair, issueNodeCert, parseNodeCert, renewAt, verifyNodeCert } from '../../../control/ca/pki.js';
 import { checkToken, newToken, parseToken } from '../../../control/daemon/tokens.js';
 import { cipherReady } from '../../../control/ca/seal.js';
 import { newNodeSecrets, newUnlockKey, readKeyFile, unlockNodeSecrets, writeNodeSecrets, LockedError } from '../../../control/ca/node-keys.js';
-import { x509ClusterId } from '../../../control/ca/x509-read.js';
+
 
 await cipherReady();
 
 t.test('a node certificate: CN = node ID, OU = role, O = cluster; signed by the root; for the CSR key', async (t) => {
   const ca = await createRootCA('cluster1');
-  t.equal(x509ClusterId(ca.cert), 'cluster1');
+  t.equal(caClusterId(ca.cert), 'cluster1');
   const x = new crypto.X509Certificate(ca.cert);
   t.ok(x.ca, 'the root is a CA');
   t.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1', 'ECDSA P-256');

@@ -43,14 +43,17 @@ t.test('3 VMs provisioned by the Vagrant scripts form a cluster, probed from out
   });
   // The guests' own knobs (not provisioning steps): IPVS for the routing mesh (Debian's kernel has
   // it; explicit, so a missing IPVS fails instead of falling back), a longer Raft election timeout, as emulated
-  // CPUs shared by 3 VMs on 2 cores stall for seconds at a time.
+  // CPUs shared by 3 VMs on 2 cores stall for seconds at a time. A 5 s node heartbeat (Docker's
+  // default; meshd's is 1 s) through the provisioning knob MESH_DISPATCHER_HEARTBEAT, which the
+  // Vagrantfile passes through as well: workers were seen silent for 3-5 s, and with 1 s x 3 they
+  // were marked down and their tasks moved to m1.
   // One manager: with two, under TCG on 2 shared cores, the leader's ReadIndex confirmations missed
   // their 5 s deadline over and over (observed: "a consistent read could not be confirmed by a
   // quorum"); multi-manager Raft is the lab tier's business. The worker-join path is the same
   // cluster.sh code as the manager join, with the other token.
   // MESH_BUILD=0: the host built dist/ before this test; a guest must not rebuild the shared checkout
   // because a source file is newer than dist/ (an edit during a run made every guest run npm ci).
-  const up = sh(['up', dir, '-n', '3', '--roles', 'init,worker,worker', '-t', '840', '-e', 'MESH_DAEMON_ARGS=--election-ms 3000 --lb-backend ipvs', '-e', 'MESH_BUILD=0']);
+  const up = sh(['up', dir, '-n', '3', '--roles', 'init,worker,worker', '-t', '840', '-e', 'MESH_DAEMON_ARGS=--election-ms 3000 --lb-backend ipvs', '-e', 'MESH_BUILD=0', '-e', 'MESH_DISPATCHER_HEARTBEAT=5s']);
   t.equal(up.code, 0, `vmcluster up: ${up.out.trim()}`);
   if (up.code !== 0) return;
 
