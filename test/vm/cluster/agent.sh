@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs in each vm-tier guest (started by run.sh, which vmcluster.sh writes): provisions the node
+# Runs in each vm-tier guest (mvc-agent.service starts run.sh, which vmcluster.sh writes): provisions the node
 # with the same scripts as Vagrant, then serves the host's commands (vmcluster.sh exec) until the
 # host asks it to stop. The exchange is files in the 9p results directory (cache=none both ways):
 # the host drops exec/ID.sh, the agent leaves exec/ID.out and exec/ID.rc.
@@ -26,5 +26,5 @@ while [ ! -e /run/mvc/stop ]; do
   read -r -t 0.25 -u "$idle" _ || true
 done
 # Leave like a node being shut down: the daemon gets SIGTERM (its tasks die with the VM).
-[ -f /run/meshd/meshd.pid ] && kill -TERM "$(cat /run/meshd/meshd.pid)" 2>/dev/null && sleep 0.5
+systemctl stop meshd.service 2>/dev/null
 exit "$rc"

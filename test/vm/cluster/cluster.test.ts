@@ -69,7 +69,8 @@ t.test('3 VMs provisioned by the Vagrant scripts form a cluster, probed from out
     // The guests run this machine's root: nothing to install, nothing to build; all else is real.
     t.match(log, /packages: all \d+ present/, `vm${i}: apt skipped (packages present)`);
     t.match(log, /firewall: nftables table inet meshd_host loaded/, `vm${i}: firewall loaded`);
-    t.match(log, /meshd answers on/, `vm${i}: meshd up from its unit's ExecStart`);
+    t.match(log, /systemd: enabling and \(re\)starting meshd\.service/, `vm${i}: the meshd unit started by systemd, as on a Vagrant box`);
+    t.match(log, /meshd answers on/, `vm${i}: meshd answers on its socket`);
   }
   const logs = [0, 1, 2].map((i) => fs.readFileSync(path.join(dir, `vm${i}`, 'provision.log'), 'utf8'));
   t.match(logs[0], /swarm init --advertise-addr 198\.18\.200\.11/, 'm1 initialized the cluster');
@@ -110,7 +111,7 @@ t.test('3 VMs provisioned by the Vagrant scripts form a cluster, probed from out
   }
   t.equal(probe.code, 0, 'vagrant/probe.sh exits 0');
   if (probe.code !== 0 || rows.some((r) => r.result === 'FAIL')) {
-    for (const n of ['m1', 'w1', 'w2']) t.comment(`${n} meshd.log tail:\n${sh(['exec', dir, n, '--', 'tail -n 25 /var/log/meshd.log'], { timeoutS: 120 }).out}`);
+    for (const n of ['m1', 'w1', 'w2']) t.comment(`${n} meshd.log tail:\n${sh(['exec', dir, n, '--', 'journalctl -u meshd.service -n 25 --no-pager'], { timeoutS: 120 }).out}`);
   }
   const total = (Date.now() - t0) / 1000;
   // test/run.js prints "# durations:" comments in its short log.

@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # PID 1 of a vm-tier guest (test/vm/cluster/vmcluster.sh builds it into the initramfs). Debian's
-# stock kernel boots this; it mounts this machine's root read-only over 9p under a tmpfs overlay,
-# and runs the harness's per-VM script in a chroot of it. Never exits: powers off at the end.
+# stock kernel boots this; it mounts this machine's root read-only over 9p under a tmpfs overlay
+# and hands it to that root's systemd, which runs the harness's per-VM script (mvc-agent.service)
+# and powers off at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mount -t proc proc /proc
@@ -43,19 +44,30 @@ mount --bind /mvc /newroot/run/mvc
 # Kernel modules: the cache's tree, at the path the kernel release expects, inside the chroot.
 mkdir -p "/newroot/lib/modules/$MVC_KVER"
 mount --bind "/lower$MVC_MODDIR" "/newroot/lib/modules/$MVC_KVER" || say "cannot bind the module tree"
-# request_module() runs /sbin/modprobe relative to PID 1's root (this initramfs): hand it to the
-# host's kmod inside the chroot (by absolute path: busybox would prefer its own applet).
-MP=$(chroot /newroot /bin/sh -c 'PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v modprobe')
-mkdir -p /sbin
-printf '#!/bin/sh\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexec chroot /newroot %s "$@"\n' "$MP" >/sbin/modprobe
-chmod 755 /sbin/modprobe
-echo /sbin/modprobe >/proc/sys/kernel/modprobe
 # Underlay: lo first (a namespace without lo up has no local table), then eth0.
 ip link set lo up
 ip link set eth0 up
 ip addr add "$MVC_IP/24" dev eth0
 hostname "$MVC_NAME"
+echo "$MVC_NAME" >/newroot/etc/hostname
+# The guest boots the host's own systemd, as a Vagrant box boots, so the provisioning scripts take
+# their systemd path (the meshd unit enabled and started by systemctl). Only the harness's units
+# run: mvc.target (systemd.unit= on the kernel command line) wants the agent, which provisions,
+# serves the host's commands and powers off. The host's fstab is not this guest's.
+: >/newroot/etc/fstab
+# The host may itself be a container: its marker would make systemd act as a container's init
+# (kernel command line ignored, the host's default target).
+rm -f /newroot/.dockerenv /newroot/run/.containerenv
+tr -d '-' </proc/sys/kernel/random/uuid >/newroot/etc/machine-id   # one per guest, not the host's
+U=/newroot/run/systemd/system
+mkdir -p "$U"
+printf '%s\n' '[Unit]' 'Description=vm-tier guest' 'Requires=mvc-agent.service' 'After=mvc-agent.service' 'AllowIsolate=yes' >"$U/mvc.target"
+R=/run/mvc/vm$ID
+printf '%s\n' '[Unit]' 'Description=vm-tier agent: provision with vagrant/provision, then serve the host' 'After=basic.target' \
+  '[Service]' 'Type=simple' \
+  "ExecStart=/bin/bash -c 'bash $R/run.sh >$R/output.log 2>&1 </dev/null; echo \$\$? >$R/rc.tmp && mv $R/rc.tmp $R/rc; sync; systemctl poweroff --force --force'" \
+  >"$U/mvc-agent.service"
 cat /proc/uptime >"$V/t_ready"
-chroot /newroot /bin/bash /run/mvc/vm$ID/run.sh >"$V/output.log" 2>&1 </dev/null
-echo $? >"$V/rc.tmp" && mv "$V/rc.tmp" "$V/rc"
+exec switch_root /newroot /lib/systemd/systemd
+echo "switch_root to systemd failed" >"$V/init-error"
 off

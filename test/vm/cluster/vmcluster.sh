@@ -5,6 +5,8 @@
 # vagrant/provision/all.sh (the Vagrant lab's scripts, parametrized by MESH_* variables), then
 # serves commands from the host. The "host side" is a client namespace on the bridge, outside
 # every VM: probes run there.
+# The guests run the host's systemd as PID 1 (test/vm/cluster/init.sh), so the provisioning scripts
+# install and start the meshd unit with systemctl, exactly as on a Vagrant box.
 # Written from the facts proven by ../shared/kernel-lab (PVH boot, qboot, no option ROM, 9p
 # multidevs=remap, modprobe through the chroot), so that a fresh clone has it.
 #
@@ -29,6 +31,13 @@ EARLY="virtio_pci virtio_net 9pnet_virtio 9p overlay"
 PRUNE="sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging drivers/scsi
  drivers/usb drivers/hid drivers/input drivers/iio drivers/bluetooth drivers/isdn drivers/mmc drivers/nfc
  drivers/thunderbolt net/bluetooth net/wireless net/mac80211 net/nfc"
+
+# Boot-time jobs of the host's systemd that a throw-away guest on a shared 9p root must not run:
+# tmpfiles and hwdb/ldconfig/catalog rebuilds walk and copy up large parts of the host's tree into
+# the guest's tmpfs (minutes under emulation); udev coldplug, AppArmor profiles and NTP only cost time.
+SYSTEMD_MASKS="systemd-tmpfiles-setup.service systemd-tmpfiles-clean.timer systemd-hwdb-update.service ldconfig.service
+ systemd-journal-catalog-update.service systemd-update-done.service systemd-udev-trigger.service apparmor.service
+ systemd-timesyncd.service e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer man-db.timer"
 
 die() { echo "vmcluster: $*" >&2; exit 2; }
 log() { [ "${MESH_VMC_QUIET:-0}" = 1 ] || echo "vmcluster: $*" >&2; }
@@ -165,7 +174,8 @@ cmd_up() {
     hosts="$hosts$subnet.$((11 + i)) ${names[$i]}"$'\n'
     echo "${names[$i]} $subnet.$((11 + i)) ${role[$i]} $i" >>"$dir/nodes"
   done
-  local first_ip="$subnet.11"
+  local first_ip="$subnet.11" masks="" u
+  for u in $SYSTEMD_MASKS; do masks="$masks systemd.mask=$u"; done
   for ((i = 0; i < n; i++)); do
     local v="$dir/vm$i" ip="$subnet.$((11 + i))"
     mkdir -p "$v/exec"
@@ -186,7 +196,7 @@ cmd_up() {
       -machine pc -accel "${MESH_VMC_ACCEL:-tcg}" -cpu "${MESH_VMC_CPU:-max}" -smp 1 -m "$mem" "${bios[@]}"
       -display none -vga none -monitor none -serial "file:$v/console.log"
       -kernel "$image" -initrd "$(initrd_path "$kv")"
-      -append "console=ttyS0 quiet loglevel=4 panic=-1 oops=panic mitigations=off tsc=reliable mvc.id=$i"
+      -append "console=ttyS0 quiet loglevel=4 panic=-1 oops=panic mitigations=off clocksource=hpet mvc.id=$i systemd.unit=mvc.target systemd.show_status=0$masks"
       -fsdev "local,id=root,path=/,security_model=passthrough,readonly=on,multidevs=remap"
       -device virtio-9p-pci,fsdev=root,mount_tag=hostroot
       -fsdev "local,id=mvc,path=$dir,security_model=none" -device virtio-9p-pci,fsdev=mvc,mount_tag=mvc
