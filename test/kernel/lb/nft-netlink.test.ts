@@ -37,8 +37,8 @@ function facts(json: string): Record<string, string[]> {
     const m = it.map ?? it.set;
     if (m) { add('sets', m.name); for (const e of m.elem ?? []) add(`elements ${m.name}`, e); }
   }
-  for (const k of Object.keys(out)) out[k]!.sort();
-  return out;
+  // Keys in a fixed order too: the listing's order follows creation (handles), which differs.
+  return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]!.sort()]));
 }
 
 /** Loads a state into a fresh table with nft itself, from render.ts's text: the reference. */
@@ -113,8 +113,8 @@ t.test('a kernel changed behind the model: the apply is refused whole, the backe
   t.teardown(() => be.close());
   const s = state(fe('10.0.0.1', { '10.0.1.3': 1 }), fe('10.0.0.2', { '10.0.1.5': 1 }));
   await be.apply(plan(s, await be.observe()));
-  // Someone removes a frontend's chain (and its map element) behind our back.
-  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: 'delete element ip meshd_lb fe_port { 10.0.0.2 . tcp . 80 }\nflush chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\n' });
+  // Someone removes a frontend (its dispatch element, chain and backend map) behind our back.
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: 'delete element ip meshd_lb fe_port { 10.0.0.2 . tcp . 80 }\nflush chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete map ip meshd_lb be_10.0.0.2_tcp_80_to_8080\n' });
   const before = nftJson(ns);
   // The model still has it: a change to both frontends is one transaction, refused as a whole.
   const next = structuredClone(s);
@@ -122,7 +122,7 @@ t.test('a kernel changed behind the model: the apply is refused whole, the backe
   next.frontends['10.0.0.2 tcp 80']!.backends['10.0.1.9'] = 1;
   const changes = plan(next, be.known()!);
   t.equal(changes.length, 2);
-  await t.rejects(be.apply(changes), /flush chain fe_10\.0\.0\.2_tcp_80_to_8080: ENOENT/, 'the error names the missing chain');
+  await t.rejects(be.apply(changes), /flush map be_10\.0\.0\.2_tcp_80_to_8080: ENOENT/, 'the error names the missing map');
   t.equal(nftJson(ns), before, 'the change to the intact frontend was not applied either');
   t.equal(be.known(), undefined, 'the model is dropped: the next sync reads the kernel');
   await be.apply(plan(next, await be.observe()));
