@@ -49,14 +49,28 @@ function loadWithNft(ns: string, s: LbState): void {
 
 const canon = (s: LbState): string => JSON.stringify(Object.entries(s.frontends).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, f]) => [k, f.match, f.targetPort, f.snat ?? null, Object.entries(f.backends).sort()]));
 
+const fe = (addr: string, backends: Record<string, number>): Frontend => ({ match: { addr, proto: 'tcp', port: 80 }, targetPort: 8080, backends });
+const state = (...fs: Frontend[]): LbState => ({ frontends: Object.fromEntries(fs.map((f) => [frontendKey(f.match), f])) });
+
 t.test('changes through netlink list exactly like the same state loaded by nft', async (t) => {
   const ours = tempNetns(t, 'nfo');
   const ref = tempNetns(t, 'nfr');
   const be = new NftBackend(ours);
   t.teardown(() => be.close());
   const seq = fc.sample(arbState, { numRuns: 30, seed: 4242 });
+  // Then wide frontends: more than 16 backends (an inexact split), weights up to 65535, a backend
+  // whose share is under one slot (a single-slot element), then fewer backends again.
+  const wide = (ws: number[], port = 80): Frontend => ({
+    match: { addr: '10.9.0.50', proto: 'tcp', port }, targetPort: 8080,
+    backends: Object.fromEntries(ws.map((w, i) => [`10.9.2.${i + 2}`, w])),
+  });
+  const wideStates: LbState[] = [
+    state(wide([...Array(20).fill(1), 0])),
+    state(wide([...Array(12).fill(65535), 1, 7, 0, 300])),
+    state(wide([3, 0, 65535]), { ...wide([1, 1, 1, 1, 1, 1, 1]), match: { addr: '10.9.0.51', proto: 'any', port: 0 }, targetPort: 0 }),
+  ];
   let n = 0;
-  for (const d of [...seq, { frontends: {} }]) {
+  for (const d of [...seq, ...wideStates, { frontends: {} }]) {
     const known = be.known();
     const changes = plan(d, known ?? (await be.observe()));
     await be.apply(changes);
@@ -68,12 +82,10 @@ t.test('changes through netlink list exactly like the same state loaded by nft',
     if (canon(back) !== canon(d)) { t.same(back, d, `state ${n}: observe reads back what was programmed`); return; }
     n++;
   }
-  t.equal(n, seq.length + 1, `${n} states, reached by ${seq.length} incremental transactions, list like nft's own`);
+  t.equal(n, seq.length + wideStates.length + 1, `${n} states, reached by ${n - 1} incremental transactions, list like nft's own`);
   t.ok(be.known(), 'the backend still trusts its model (no error along the way)');
 });
 
-const fe = (addr: string, backends: Record<string, number>): Frontend => ({ match: { addr, proto: 'tcp', port: 80 }, targetPort: 8080, backends });
-const state = (...fs: Frontend[]): LbState => ({ frontends: Object.fromEntries(fs.map((f) => [frontendKey(f.match), f])) });
 
 t.test('one bad request aborts the whole transaction: the kernel is unchanged, the error names it', async (t) => {
   const ns = tempNetns(t, 'nfa');
