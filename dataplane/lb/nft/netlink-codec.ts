@@ -119,12 +119,14 @@ export const drainKey = (m: FrontendMatch, ip: string): Buffer => concat([ip4(m.
 
 const tableAttr = (t: number): Attr => str(t, TABLE);
 
-function elementMessages(msg: number, set: string, elems: Attr[], what: string): NftMessage[] {
+/** set: by name, or by transaction id alone (a set created earlier in the same transaction). */
+function elementMessages(msg: number, set: string | { id: number }, elems: Attr[], what: string): NftMessage[] {
   const out: NftMessage[] = [];
+  const setAttr = typeof set === 'string' ? str(A.LIST_SET, set) : be32(A.LIST_SET_ID, set.id);
   for (let i = 0; i < elems.length; i += ELEMENTS_PER_MESSAGE) {
     // Elements numbered from 1 within a message, as libnftnl does (the kernel ignores the type).
     const list = nest(A.LIST_ELEMENTS, elems.slice(i, i + ELEMENTS_PER_MESSAGE).map((e, j) => ({ type: j + 1, value: e.value })));
-    out.push({ msg, flags: msg === NFT_MSG.NEWSETELEM ? NLM_F_CREATE : 0, attrs: [tableAttr(A.LIST_TABLE), str(A.LIST_SET, set), list], what });
+    out.push({ msg, flags: msg === NFT_MSG.NEWSETELEM ? NLM_F_CREATE : 0, attrs: [tableAttr(A.LIST_TABLE), setAttr, list], what });
   }
   return out;
 }
@@ -199,7 +201,7 @@ export function dnatRuleMessage(f: Frontend, setId?: number): NftMessage {
 }
 
 /** The backend map's elements (NEWSETELEM): each live backend's slot range; [] when none is live. */
-export function backendElementMessages(f: Frontend): NftMessage[] {
+export function backendElementMessages(f: Frontend, newMapId?: number): NftMessage[] {
   checkFrontend(f);
   const withPort = f.targetPort !== 0;
   const elems: Attr[] = [];
@@ -208,7 +210,7 @@ export function backendElementMessages(f: Frontend): NftMessage[] {
     elems.push(nest(A.ELEM, [value(A.ELEM_KEY, beU32(r.start)), data, { type: A.ELEM_USERDATA, value: commentUserdata(weightComment(r.weight)) }]));
     elems.push(nest(A.ELEM, [be32(A.ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END), value(A.ELEM_KEY, beU32(r.end))]));
   }
-  return elems.length ? elementMessages(NFT_MSG.NEWSETELEM, backendMapName(f), elems, `backends of ${chainName(f)}`) : [];
+  return elems.length ? elementMessages(NFT_MSG.NEWSETELEM, newMapId === undefined ? backendMapName(f) : { id: newMapId }, elems, `backends of ${chainName(f)}`) : [];
 }
 
 function snatKey(f: Frontend): { map: string; key: Buffer } | undefined {
@@ -244,7 +246,10 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
       }
       case 'add-frontend': {
         const id = ++setId;
-        out.push(addChain(chain), backendMapMessage(f, id), ...backendElementMessages(f), dnatRuleMessage(f, id));
+                // The new map's elements name it by transaction id alone: the kernel then finds it at the
+        // end of the transaction's list of new sets instead of walking every set of the table by
+        // name (a third of a 10,000-frontend sync). The rule's lookup must name it (and walks).
+        out.push(addChain(chain), backendMapMessage(f, id), ...backendElementMessages(f, id), dnatRuleMessage(f, id));
         out.push(...addElements('drain', drainedOf(f).map((ip) => ({ key: drainKey(f.match, ip) })), drainWhat('record')));
         const s = snatKey(f);
         if (s) out.push(...addElements(s.map, [{ key: s.key, data: value(A.ELEM_DATA, ip4(f.snat!)) }], `source NAT of ${keyText}`));

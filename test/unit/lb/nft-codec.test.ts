@@ -48,11 +48,13 @@ function messages(batch: Buffer): Msg[] {
 
 /**
  * Transaction set ids are arbitrary (nft counts from its cache, we from 1): renumbered by first
- * appearance. nft also sends a set id with a named set's elements, which the kernel ignores when
- * the name resolves: dropped.
+ * appearance. Elements: nft names the set and adds its set id, which the kernel ignores when the
+ * name resolves; we name a map created in the same transaction by its id alone (see
+ * changeMessages). Both become the name alone, in the name's place.
  */
 function normalize(ms: Msg[]): Msg[] {
   const ids = new Map<string, string>();
+  const names = new Map<string, Node>();
   const renum = (n: Node | undefined): void => {
     if (!n || typeof n.value !== 'string') return;
     if (!ids.has(n.value)) ids.set(n.value, `id${ids.size}`);
@@ -60,8 +62,11 @@ function normalize(ms: Msg[]): Msg[] {
   };
   for (const m of ms) {
     const sub = m.type & 0xff;
-    if (sub === NFT_MSG.NEWSET) renum(get(m.attrs, 10));
-    if (sub === NFT_MSG.NEWSETELEM || sub === NFT_MSG.DELSETELEM) m.attrs = m.attrs.filter((a) => a.type !== 4);
+    if (sub === NFT_MSG.NEWSET) { names.set(hex(get(m.attrs, 10)), get(m.attrs, 2)!); renum(get(m.attrs, 10)); }
+    if (sub === NFT_MSG.NEWSETELEM || sub === NFT_MSG.DELSETELEM) {
+      const byId = get(m.attrs, 2) ? undefined : names.get(hex(get(m.attrs, 4)));
+      m.attrs = m.attrs.flatMap((a) => (a.type !== 4 ? [a] : byId ? [byId] : []));
+    }
     if (sub === NFT_MSG.NEWRULE) {
       for (const e of kids(get(m.attrs, 4))) {
         if (cstr(Buffer.from(hex(get(kids(e), 1)), 'hex')) === 'lookup') renum(get(kids(get(kids(e), 2)), 4));
@@ -216,6 +221,18 @@ t.test('a backend change is map elements only', async (t) => {
     return true;
   }), { numRuns: 200, seed: 9 });
   t.pass('a flush of the map and its new elements (and drain set elements), nothing else');
+});
+
+t.test('a new map\'s elements name it by transaction id, existing maps by name', async (t) => {
+  const f = CAPTURE_STEPS[0]!.changes[0]!.frontend;
+  const ms = changeMessages([{ op: 'add-frontend', key: 'k', frontend: f }], () => false);
+  const set = ms.find((m) => m.msg === NFT_MSG.NEWSET)!;
+  const elems = ms.filter((m) => m.what.startsWith('backends of'));
+  t.equal(elems.length, 1);
+  t.same(elems[0]!.attrs.map((a) => a.type), [1, 4, 3], 'table, set id, elements: no name');
+  t.same(elems[0]!.attrs[1]!.value, set.attrs.find((a) => a.type === 10)!.value, 'the id of the NEWSET before it');
+  const change = changeMessages([{ op: 'set-backends', key: 'k', frontend: f, added: {}, reweighted: {}, removed: [] }], () => false);
+  t.same(change.filter((m) => m.what.startsWith('backends of'))[0]!.attrs.map((a) => a.type), [1, 2, 3], 'a change names the existing map');
 });
 
 t.test('large element lists are split under the 64 KiB attribute limit', async (t) => {
