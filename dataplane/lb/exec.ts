@@ -1,4 +1,4 @@
-// Runs a tool (nft, conntrack) inside a named network namespace. nsenter rather than `ip netns exec`:
+// Runs a tool (nft) inside a named network namespace. nsenter rather than `ip netns exec`:
 // the tools need only the network namespace, and ip's extra mount namespace and /sys remount cost
 // a few milliseconds per call, which a one-backend change at scale cannot afford.
 import { spawn } from 'node:child_process';

@@ -12,7 +12,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createNetns, deleteNetns } from '../../dataplane/netlink/index.js';
 import { frontendKey, openBackend, plan, type ApplyResult, type BackendKind, type Frontend, type LbState } from '../../dataplane/lb/index.js';
-import { dnatRule, renderBase, renderFull } from '../../dataplane/lb/nft/render.js';
+import { renderBase, renderChanges, renderFull } from '../../dataplane/lb/nft/render.js';
 import { median, msSince, percentile, type Figure } from './figures.js';
 
 const NS = `mtlbbench${process.pid % 100000}`;
@@ -138,24 +138,23 @@ function nftByHand(n: number, m: number, rounds: number): PeerTimes[] {
     const t0 = process.hrtime.bigint();
     execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: script });
     const full = msSince(t0);
-    const key = Object.values(s.frontends)[Math.floor(n / 2)]!;
-    const chain = `fe_${key.match.addr}_tcp_80_to_8080`;
-    const elems = [...Object.keys(key.backends), '10.250.0.1'].sort().map((ip, i) => `${i} : ${ip} . 8080`);
-    const one = `flush chain ip meshd_lb ${chain}\nadd rule ip meshd_lb ${chain} meta l4proto tcp dnat ip addr . port to numgen random mod ${elems.length} map { ${elems.join(', ')} }\n`;
-    const t1 = process.hrtime.bigint();
-    execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: one });
-    const incremental = msSince(t1);
-    // The series: the same changes as ours, each one chain rewritten by `nft -f`.
+    // The same one-backend changes as ours, in render.ts's text of them (the frontend's map
+    // emptied and filled again), each loaded by its own `nft -f`.
+    const load = (from: LbState, to: LbState): number => {
+      const text = renderChanges(plan(to, from)).join('\n') + '\n';
+      const t1 = process.hrtime.bigint();
+      execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: text });
+      return msSince(t1);
+    };
+    const next = structuredClone(s);
+    next.frontends[keys[Math.floor(n / 2)]!]!.backends['10.250.0.1'] = 1;
+    const incremental = load(s, next);
     const series: number[] = [];
-    let cur = s;
+    let cur = next;
     for (let i = 0; i < Number(process.env.LB_BENCH_PEER_CHANGES ?? 10); i++) {
-      cur = oneBackendChanged(cur, keys, i + 1);
-      const f = cur.frontends[keys[((i + 1) * 7919) % keys.length]!]!;
-      const chain = `fe_${f.match.addr}_tcp_80_to_8080`;
-      const script = `flush chain ip meshd_lb ${chain}\nadd rule ip meshd_lb ${chain} ${dnatRule(f)}\n`;
-      const t2 = process.hrtime.bigint();
-      execFileSync('nsenter', [`--net=/run/netns/${NS}`, 'nft', '-f', '-'], { input: script });
-      series.push(msSince(t2));
+      const to = oneBackendChanged(cur, keys, i + 1);
+      series.push(load(cur, to));
+      cur = to;
     }
     out.push({ full, incremental, series });
   }

@@ -2,14 +2,17 @@
 // transactions on our own socket (netlink-codec.ts): `nft` dumps and caches the whole table before
 // every command, which at 10,000 frontends costs far more than the change itself. The table's base
 // and a repair (the whole table replaced in one transaction) go through `nft -f -` (render.ts).
-// A change touches only the changed frontends' chains and map elements; nothing to do means no
-// write at all (writes counts transactions sent to the kernel).
+// A change touches only the changed frontends' objects; nothing to do means no write at all
+// (writes counts transactions sent to the kernel).
 //
-// What a one-backend change still costs at 10,000 frontends is the kernel's: a new rule with nat,
-// lookup or meta makes it validate the whole table at commit (every chain reachable from the hooks,
-// ~half the time), and each set named in a request is found by walking every set of the table
-// (10,000 anonymous maps: NEWSET and the rule's lookup; the elements go by transaction id).
-import { randomBytes } from 'node:crypto';
+// Each frontend's rule is fixed and its backends live in its own named data map (render.ts), so a
+// backend change is map elements only: no rule, hence no validation of the whole table at commit
+// (the kernel validates only when a rule with nat/lookup/meta or a verdict element to a chain comes
+// in), and no set created. What a one-backend change still costs at 10,000 frontends is the
+// kernel's: it finds the map by name by walking the table's sets in creation order (cold caches:
+// ~1.5 ms for a map near the start of the list, ~5 ms near its end; see test/bench/lb-walk-probe.ts),
+// and every commit walks every chain of the namespace. A new map's elements name it by transaction
+// id instead (found without the walk), which a full sync gains most from.
 import { flushConntrack } from '../conntrack.js';
 import { execIn, mustExecIn, ToolError } from '../exec.js';
 import type { ApplyResult, LbBackend, LbChange, LbState } from '../model.js';
@@ -19,29 +22,12 @@ import { changeMessages } from './netlink-codec.js';
 import { renderBase, renderFull, TABLE } from './render.js';
 import { NftSocket } from './transaction.js';
 
-/** Up to this many changes, anonymous maps' elements name their map by transaction id only. */
-const BY_ID_CHANGES = 32;
-
 export class NftBackend implements LbBackend {
   readonly kind = 'nftables' as const;
   writes = 0;
   private last: NftObserved | undefined;
   /** opened on the first write: observe-only instances hold no socket */
   private sock: NftSocket | undefined;
-  /**
-   * Names for the anonymous maps of frontend rules. A literal name, not the kernel's "__map%d":
-   * that one makes the kernel scan every set of the table per new map (name allocation) and then
-   * find it by transaction id in a list as long as the transaction, quadratic in a full sync. The
-   * random part keeps names unique across restarts; nft still lists such a map inline (the
-   * ANONYMOUS flag, "__map" prefix).
-   */
-  private anonPrefix = `__map${randomBytes(4).toString('hex')}_`;
-  private anonCount = 0;
-
-  private anonymousSetName(): string {
-    return `${this.anonPrefix}${++this.anonCount}`;
-  }
-
   constructor(readonly netns: string) {}
 
   /** The raw nft view (what observe parsed): for tests and `meshctl debug dataplane`. */
@@ -93,7 +79,7 @@ export class NftBackend implements LbBackend {
         writes++;
         const drainKeys = new Set<string>();
         for (const [k, f] of Object.entries(final.frontends)) for (const [ip, w] of Object.entries(f.backends)) if (w === 0) drainKeys.add(`${k} ${ip}`);
-        this.last = { base: true, tableExists: true, state: final, staleChains: [], staleElements: [], drainKeys, problems: [] };
+        this.last = { base: true, tableExists: true, state: final, staleChains: [], staleMaps: [], staleElements: [], drainKeys, problems: [] };
         return { writes, flushed: await flushConntrack(this.netns, flushTargets(changes)), ms: performance.now() - t0 };
       }
       if (!obs.tableExists) {
@@ -102,7 +88,7 @@ export class NftBackend implements LbBackend {
         writes++;
       }
       this.sock ??= new NftSocket(this.netns);
-      const msgs = changeMessages(changes, drainedNow, { name: () => this.anonymousSetName(), elementsById: changes.length <= BY_ID_CHANGES });
+      const msgs = changeMessages(changes, drainedNow);
       const tc = performance.now();
       const cpu0 = process.cpuUsage();
       this.sock.commit(msgs);

@@ -65,13 +65,18 @@ t.test(`${kind}: one backend changed among many frontends is one small write`, a
   t.comment(`one-backend change among ${n} frontends: ${r.ms.toFixed(1)} ms`);
   t.equal(canon(await be.observe()), canon(next));
   if (be instanceof NftBackend) {
-    // Outside check: every rule handle but the changed chain's is the same as before.
-    type Item = { rule?: { chain: string; handle: number } };
-    const rules = (j: string): Map<string, number> => new Map((JSON.parse(j) as { nftables: Item[] }).nftables.filter((x) => x.rule).map((x) => [x.rule!.chain, x.rule!.handle]));
-    const a = rules(before);
-    const b = rules(await be.listJson());
-    const moved = [...b].filter(([c, h]) => a.get(c) !== h).map(([c]) => c);
-    t.same(moved, [`fe_${key.split(' ')[0]}_any_0_to_0`], 'only the changed frontend\'s chain was rewritten');
+    // Outside check: no rule was touched (every handle as before), and of every map and set only
+    // the changed frontend's backend map has other elements.
+    type Item = { rule?: { chain: string; handle: number }; map?: { name: string; elem?: unknown }; set?: { name: string; elem?: unknown } };
+    const items = (j: string): Item[] => (JSON.parse(j) as { nftables: Item[] }).nftables;
+    const rules = (j: string): string => JSON.stringify(items(j).filter((x) => x.rule).map((x) => [x.rule!.chain, x.rule!.handle]));
+    const elems = (j: string): Map<string, string> => new Map(items(j).map((x) => x.map ?? x.set).filter((m) => m !== undefined).map((m) => [m.name, JSON.stringify(m.elem ?? [])]));
+    const after = await be.listJson();
+    t.equal(rules(after), rules(before), 'every rule is the one that was there (same handles)');
+    const a = elems(before);
+    const b = elems(after);
+    const moved = [...new Set([...a.keys(), ...b.keys()])].filter((m) => a.get(m) !== b.get(m));
+    t.same(moved, [`be_${key.split(' ')[0]}_any_0_to_0`], 'only the changed frontend\'s backend map has other elements');
   }
 });
 

@@ -37,8 +37,8 @@ function facts(json: string): Record<string, string[]> {
     const m = it.map ?? it.set;
     if (m) { add('sets', m.name); for (const e of m.elem ?? []) add(`elements ${m.name}`, e); }
   }
-  for (const k of Object.keys(out)) out[k]!.sort();
-  return out;
+  // Keys in a fixed order too: the listing's order follows creation (handles), which differs.
+  return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]!.sort()]));
 }
 
 /** Loads a state into a fresh table with nft itself, from render.ts's text: the reference. */
@@ -49,14 +49,28 @@ function loadWithNft(ns: string, s: LbState): void {
 
 const canon = (s: LbState): string => JSON.stringify(Object.entries(s.frontends).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, f]) => [k, f.match, f.targetPort, f.snat ?? null, Object.entries(f.backends).sort()]));
 
+const fe = (addr: string, backends: Record<string, number>): Frontend => ({ match: { addr, proto: 'tcp', port: 80 }, targetPort: 8080, backends });
+const state = (...fs: Frontend[]): LbState => ({ frontends: Object.fromEntries(fs.map((f) => [frontendKey(f.match), f])) });
+
 t.test('changes through netlink list exactly like the same state loaded by nft', async (t) => {
   const ours = tempNetns(t, 'nfo');
   const ref = tempNetns(t, 'nfr');
   const be = new NftBackend(ours);
   t.teardown(() => be.close());
   const seq = fc.sample(arbState, { numRuns: 30, seed: 4242 });
+  // Then wide frontends: more than 16 backends (an inexact split), weights up to 65535, a backend
+  // whose share is under one slot (a single-slot element), then fewer backends again.
+  const wide = (ws: number[], port = 80): Frontend => ({
+    match: { addr: '10.9.0.50', proto: 'tcp', port }, targetPort: 8080,
+    backends: Object.fromEntries(ws.map((w, i) => [`10.9.2.${i + 2}`, w])),
+  });
+  const wideStates: LbState[] = [
+    state(wide([...Array(20).fill(1), 0])),
+    state(wide([...Array(12).fill(65535), 1, 7, 0, 300])),
+    state(wide([3, 0, 65535]), { ...wide([1, 1, 1, 1, 1, 1, 1]), match: { addr: '10.9.0.51', proto: 'any', port: 0 }, targetPort: 0 }),
+  ];
   let n = 0;
-  for (const d of [...seq, { frontends: {} }]) {
+  for (const d of [...seq, ...wideStates, { frontends: {} }]) {
     const known = be.known();
     const changes = plan(d, known ?? (await be.observe()));
     await be.apply(changes);
@@ -68,12 +82,10 @@ t.test('changes through netlink list exactly like the same state loaded by nft',
     if (canon(back) !== canon(d)) { t.same(back, d, `state ${n}: observe reads back what was programmed`); return; }
     n++;
   }
-  t.equal(n, seq.length + 1, `${n} states, reached by ${seq.length} incremental transactions, list like nft's own`);
+  t.equal(n, seq.length + wideStates.length + 1, `${n} states, reached by ${n - 1} incremental transactions, list like nft's own`);
   t.ok(be.known(), 'the backend still trusts its model (no error along the way)');
 });
 
-const fe = (addr: string, backends: Record<string, number>): Frontend => ({ match: { addr, proto: 'tcp', port: 80 }, targetPort: 8080, backends });
-const state = (...fs: Frontend[]): LbState => ({ frontends: Object.fromEntries(fs.map((f) => [frontendKey(f.match), f])) });
 
 t.test('one bad request aborts the whole transaction: the kernel is unchanged, the error names it', async (t) => {
   const ns = tempNetns(t, 'nfa');
@@ -113,8 +125,8 @@ t.test('a kernel changed behind the model: the apply is refused whole, the backe
   t.teardown(() => be.close());
   const s = state(fe('10.0.0.1', { '10.0.1.3': 1 }), fe('10.0.0.2', { '10.0.1.5': 1 }));
   await be.apply(plan(s, await be.observe()));
-  // Someone removes a frontend's chain (and its map element) behind our back.
-  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: 'delete element ip meshd_lb fe_port { 10.0.0.2 . tcp . 80 }\nflush chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\n' });
+  // Someone removes a frontend (its dispatch element, chain and backend map) behind our back.
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: 'delete element ip meshd_lb fe_port { 10.0.0.2 . tcp . 80 }\nflush chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete chain ip meshd_lb fe_10.0.0.2_tcp_80_to_8080\ndelete map ip meshd_lb be_10.0.0.2_tcp_80_to_8080\n' });
   const before = nftJson(ns);
   // The model still has it: a change to both frontends is one transaction, refused as a whole.
   const next = structuredClone(s);
@@ -122,7 +134,7 @@ t.test('a kernel changed behind the model: the apply is refused whole, the backe
   next.frontends['10.0.0.2 tcp 80']!.backends['10.0.1.9'] = 1;
   const changes = plan(next, be.known()!);
   t.equal(changes.length, 2);
-  await t.rejects(be.apply(changes), /flush chain fe_10\.0\.0\.2_tcp_80_to_8080: ENOENT/, 'the error names the missing chain');
+  await t.rejects(be.apply(changes), /flush map be_10\.0\.0\.2_tcp_80_to_8080: ENOENT/, 'the error names the missing map');
   t.equal(nftJson(ns), before, 'the change to the intact frontend was not applied either');
   t.equal(be.known(), undefined, 'the model is dropped: the next sync reads the kernel');
   await be.apply(plan(next, await be.observe()));

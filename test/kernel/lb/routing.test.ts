@@ -131,6 +131,11 @@ t.test(`load balancing on ${backendKind()}`, async (t) => {
     await nodeA.sync(inputA([web({}, []), api]));
     const none = await c1.probe(WEB, 8080, 2);
     t.same(none.map((h) => h.error), ['ECONNREFUSED', 'ECONNREFUSED'], 'refused at once, not a timeout');
+    // The same for a declared port whose only backend drains (no live backend, port rewrite).
+    await nodeA.sync(inputA([web({}, []), { ...api, backends: be(['a1'], { a1: 0 }) }]));
+    t.same((await c1.probe(API, 80, 2)).map((h) => h.error), ['ECONNREFUSED', 'ECONNREFUSED'], 'a declared port with only a draining backend refuses too');
+    await nodeA.sync(inputA([web({}, []), api]));
+    t.same(Object.keys(countBy(await c1.probe(API, 80, 10))).sort(), ['a1', 'b2'], 'and serves again when its backends are back');
     await nodeA.sync(inputA([web({}, ['b2']), api]));
     t.same(countBy(await c1.probe(WEB, 8080, 5)), { b2: 5 });
   });
