@@ -37,8 +37,19 @@ export interface MeshInput {
 }
 
 export const PUBLISH_TABLE = 'msh_publish';
-/** How often a sync re-reads the kernel's load-balancing state (drift repair). */
-const REREAD_MS = 30_000;
+/** How often a sync re-reads the kernel's load-balancing state (drift repair), at the least. */
+export const REREAD_MS = 30_000;
+const REREAD_MAX_MS = 3_600_000;
+
+/**
+ * The wait before the next re-read: 30 s, stretched so that re-reading costs at most 2% of the time
+ * (50x what the last one took), and capped at an hour. Reading back 10,000 frontends through `nft -j`
+ * takes seconds; every 30 s that would be a quarter of a core spent finding no drift.
+ */
+export function rereadIntervalMs(lastRereadMs: number): number {
+  if (!Number.isFinite(lastRereadMs) || lastRereadMs <= 0) return REREAD_MS;
+  return Math.min(REREAD_MAX_MS, Math.max(REREAD_MS, Math.ceil(lastRereadMs * 50)));
+}
 
 export class RoutingMesh {
   readonly lb: LbReconciler;
@@ -47,6 +58,8 @@ export class RoutingMesh {
   private lastInput = '';
   /** when the kernel was last re-read to repair drift (the networking's resync pass brings a sync every 30 s) */
   private rereadAt = Date.now();
+  /** the wait after rereadAt: grows with what a re-read costs (rereadIntervalMs) */
+  rereadEveryMs = REREAD_MS;
   lastError: string | undefined;
   /** for `meshctl debug dataplane`: what was last programmed */
   last: LbInput | undefined;
@@ -121,11 +134,16 @@ export class RoutingMesh {
       }
       // by time, not by count: passes no longer come with every heartbeat, so a count would make drift
       // repair rare on a quiet node
-      const reread = Date.now() - this.rereadAt >= REREAD_MS;
+      const reread = Date.now() - this.rereadAt >= this.rereadEveryMs;
       if (reread) this.rereadAt = Date.now();
       if (key === this.lastInput && !reread) return ok;
       try {
         const r = await this.lb.sync(input, { reread });
+        if (reread) {
+          const every = rereadIntervalMs(r.ms);
+          if (every !== this.rereadEveryMs) this.log(`routing mesh: re-reading the kernel every ${Math.round(every / 1000)} s (the last re-read took ${r.ms.toFixed(0)} ms)`);
+          this.rereadEveryMs = every;
+        }
         this.last = input;
         if (r.errors.length) {
           this.lastError = r.errors[0]!.message;
