@@ -260,6 +260,41 @@ function readLine(): Promise<string> {
   });
 }
 
+/** What GET /v1/info returns: this node as it sees itself. */
+export interface NodeInfo {
+  nodeId: string;
+  hostname: string;
+  locked: boolean;
+  certificate: { role: string; serial: string; notBefore: string; notAfter: string } | null;
+  cluster: { id: string; role: string; advertiseAddr: string; managers: Record<string, string>; heartbeatPeriodMs: number } | null;
+  raft: { leader: string | null; role: string; term: number; commit: number; applied: number } | null;
+}
+
+/** `meshctl info`: this node's view of itself and its cluster (docker info's Swarm section). */
+export function infoCommand(target: TargetFn): Command {
+  return new Command('info')
+    .description("this node: its ID, role, cluster, managers and heartbeat period (on any node)")
+    .addOption(formatOption())
+    .action(async (o: { format: Format }) => {
+      const i = await call<NodeInfo>(target(), 'GET', '/v1/info');
+      if (o.format === 'json') return printJson(i);
+      const c = i.cluster;
+      const rows: string[][] = [
+        ['node ID', i.nodeId],
+        ['hostname', i.hostname],
+        ['swarm', c ? `active (${c.role})${i.locked ? ', locked' : ''}` : 'inactive'],
+      ];
+      if (c) {
+        rows.push(['cluster ID', c.id], ['advertise address', c.advertiseAddr]);
+        rows.push(['managers', Object.values(c.managers).sort().join(', ') || '-']);
+        rows.push(['dispatcher heartbeat', formatDuration(c.heartbeatPeriodMs)]);
+      }
+      if (i.raft) rows.push(['raft', `${i.raft.role}, term ${i.raft.term}, commit ${i.raft.commit}, leader ${i.raft.leader ?? 'none'}`]);
+      if (i.certificate) rows.push(['certificate', `${i.certificate.role}, valid until ${i.certificate.notAfter}`]);
+      console.log(table(['', ''], rows).split('\n').slice(1).join('\n'));
+    });
+}
+
 export function targetFrom(program: Command): TargetFn {
   return () => parseHost((program.opts() as { host?: string }).host ?? process.env.MESH_HOST);
 }

@@ -1,7 +1,7 @@
 // meshctl: the one CLI. Errors print their cause and what to do, never a stack trace for a known error.
 import { Command } from 'commander';
 import { labCommand } from './lab-commands.js';
-import { nodeCommand, swarmCommand, targetFrom } from './cluster-commands.js';
+import { infoCommand, nodeCommand, swarmCommand, targetFrom } from './cluster-commands.js';
 import { configCommand } from './config-commands.js';
 import { networkCommand } from './network-commands.js';
 import { meshCommand } from './mesh-commands.js';
@@ -22,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('-H, --host <addr>', 'daemon to talk to: unix:///path.sock or tcp://HOST:2377 (default $MESH_HOST, else unix:///run/meshd/meshd.sock)');
   const target = targetFrom(program);
   program.addCommand(swarmCommand(target));
+  program.addCommand(infoCommand(target));
   program.addCommand(nodeCommand(target));
   program.addCommand(serviceCommand(target));
   program.addCommand(configCommand(target));

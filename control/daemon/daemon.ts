@@ -120,6 +120,8 @@ export class Daemon {
   private refusalsLogged = new Map<string, number>();
   /** Workers: the cluster's certificate lifetime as the last session reply said. */
   private certExpiryMs: number | undefined;
+  /** a worker's copy of the cluster's heartbeat period, from its session replies */
+  private heartbeatPeriodMs: number | undefined;
 
   constructor(readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`));
@@ -711,11 +713,16 @@ export class Daemon {
   // The agent's session with the dispatcher: a long poll (held by the leader until this node's
   // assignments change, or one heartbeat period) that is also the heartbeat. Reports go out at once
   // in their own short call.
+  /** The cluster's period: from the store on a manager, from the last session reply on a worker. */
+  heartbeatPeriod(): number {
+    return this.manager?.store.list('cluster')[0]?.spec.heartbeatPeriodMs ?? this.heartbeatPeriodMs ?? 1000;
+  }
+
   private startHeartbeats(): void {
     if (this.heartbeatTimer) return;
     const beat = async (): Promise<void> => {
       if (!this.identity.cluster) return;
-      const period = this.manager?.store.list('cluster')[0]?.spec.heartbeatPeriodMs ?? 1000;
+      const period = this.heartbeatPeriod();
       let ok = false;
       try {
         ok = await this.session([], period);
@@ -759,6 +766,7 @@ export class Daemon {
     if (Object.keys(reply.managers).length) c.managers = reply.managers;
     if (reply.removed) this.removedCache = reply.removed;
     if (reply.certExpiryMs) this.certExpiryMs = reply.certExpiryMs;
+    if (reply.heartbeatPeriodMs) this.heartbeatPeriodMs = reply.heartbeatPeriodMs;
     if (reply.role && reply.role !== c.role) await this.exclusive(() => this.changeRole(reply));
     if (reply.gossip && this.gossip) await this.gossip.ensure(reply.gossip, gossipSeeds(c.managers, this.o.gossipPort));
     for (const e of reply.errors ?? []) this.log(`dispatcher: ${e}`);
@@ -892,6 +900,7 @@ export class Daemon {
     const cl = this.requireManager().store.list('cluster')[0];
     if (cl?.removedNodes) reply.removed = cl.removedNodes;
     if (cl?.spec.certExpiryMs) reply.certExpiryMs = cl.spec.certExpiryMs;
+    if (cl?.spec.heartbeatPeriodMs) reply.heartbeatPeriodMs = cl.spec.heartbeatPeriodMs;
     return reply;
   }
 
@@ -1027,6 +1036,8 @@ export interface HeartbeatReply {
   removed?: Record<string, { at: string; until: string }>;
   /** the cluster's certificate lifetime: a node whose certificate outlives it renews early */
   certExpiryMs?: number;
+  /** the cluster's dispatcher heartbeat period: how long an agent's session asks to be held */
+  heartbeatPeriodMs?: number;
 }
 
 export interface SessionRequest {

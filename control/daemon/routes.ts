@@ -98,7 +98,7 @@ export function registerRoutes(d: Daemon): void {
       hostname: d.identity.hostname,
       locked: d.locked,
       certificate: d.sec.creds ? { role: d.sec.creds.info.role, serial: d.sec.creds.info.serial, notBefore: d.sec.creds.info.notBefore.toISOString(), notAfter: d.sec.creds.info.notAfter.toISOString() } : null,
-      cluster: c ? { id: c.clusterId, role: c.role, advertiseAddr: c.advertiseAddr, managers: c.managers } : null,
+      cluster: c ? { id: c.clusterId, role: c.role, advertiseAddr: c.advertiseAddr, managers: c.managers, heartbeatPeriodMs: d.heartbeatPeriod() } : null,
       raft: st ? { leader: st.leader, role: st.role, term: st.term, commit: st.commit, applied: st.applied, voters: st.voters, learners: st.learners, reachable: st.reachable, stats: { ...d.manager!.transport.stats, fsyncs: d.manager!.fsyncs } } : null,
     };
   });

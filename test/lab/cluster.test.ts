@@ -240,8 +240,8 @@ t.test('promote a worker to manager and demote it again', async (t) => {
   t.match(last.stderr, /last manager/);
 });
 
-t.test('swarm init --dispatcher-heartbeat sets the period; swarm inspect shows it; swarm update changes it; bad values are refused', async (t) => {
-  const lab = await up(t, 'h', 1, 0, 46);
+t.test('swarm init --dispatcher-heartbeat sets the period; swarm inspect shows it; swarm update changes it; workers learn it; bad values are refused', async (t) => {
+  const lab = await up(t, 'h', 2, 0, 46);
   const bad = await lab.on('n1', 'swarm', 'init', '--dispatcher-heartbeat', '5');
   t.not(bad.code, 0);
   t.match(bad.stderr, /--dispatcher-heartbeat 5: use a duration like/, 'a number without a unit is refused, with an example');
@@ -258,9 +258,27 @@ t.test('swarm init --dispatcher-heartbeat sets the period; swarm inspect shows i
   t.equal((await spec()).heartbeatPeriodMs, 2000, 'the new cluster has the period it was made with');
   const table = await lab.on('n1', 'swarm', 'inspect');
   t.match(table.stdout, /dispatcher heartbeat\s+2s \(a node is down after 3 missed: 6s\)/, 'inspect says it in words');
+  // A worker learns the period from its session replies: its sessions are then held that long.
+  const tok = (await lab.on('n1', 'swarm', 'join-token', 'worker', '-q')).stdout.trim();
+  const join = await lab.on('n2', 'swarm', 'join', '--token', tok, '198.19.46.11:2377');
+  t.equal(join.code, 0, join.stderr);
+  const workerPeriod = async (want: number): Promise<number | undefined> => {
+    let got: number | undefined;
+    for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+      const r = await lab.on('n2', 'info', '--format', 'json');
+      got = r.code === 0 ? (JSON.parse(r.stdout) as { cluster: { heartbeatPeriodMs: number } | null }).cluster?.heartbeatPeriodMs : undefined;
+      if (got === want) break;
+    }
+    return got;
+  };
+  t.equal(await workerPeriod(2000), 2000, 'the worker beats at the cluster\'s period');
+  const info = await lab.on('n2', 'info');
+  t.match(info.stdout, /swarm\s+active \(worker\)/, 'info says the node is a worker');
+  t.match(info.stdout, /dispatcher heartbeat\s+2s/, 'info shows the period');
   const upd = await lab.on('n1', 'swarm', 'update', '--dispatcher-heartbeat', '3s');
   t.equal(upd.code, 0, upd.stderr);
   t.equal((await spec()).heartbeatPeriodMs, 3000, 'swarm update changed it');
+  t.equal(await workerPeriod(3000), 3000, 'the worker follows the update');
   const nodes = await lab.nodes('n1');
-  t.equal(nodes[0]?.status, 'Ready', 'the node stays Ready across the change');
+  t.same(nodes.map((n) => n.status), ['Ready', 'Ready'], 'both nodes stay Ready across the change');
 });
