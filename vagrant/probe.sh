@@ -104,14 +104,16 @@ out=$(node_exec "$MGR" "meshctl network create --driver overlay $NET >/dev/null 
   svc_id=$(printf '%s\n' "$out" | grep -Eo '^[a-z0-9]{20,}$' | tail -n 1) && out=$(converge $SVC "$REPLICAS" 2>&1)
 rc=$?
 if [ $rc = 0 ]; then row PASS deploy "$SVC" "$REPLICAS replicas on $NET: $(printf '%s' "$out" | tail -n 1)"; else row FAIL deploy "$SVC" "$(printf '%s' "$out" | tail -n 4 | tr '\n' ' ')"; fi
-# (--wait: right after a deploy the overlay's FDB/neighbour entries are still spreading by gossip;
-# the probe retries until every replica answers, for up to 90 s, then reports the last attempt.)
+# (Right after a deploy the endpoint records are still spreading by gossip: DNS is asked again, for
+# up to 90 s, until tasks.SVC gives every replica; --wait: the overlay's FDB/neighbour entries spread
+# the same way, so the probe retries until every replica answers, for up to 90 s, then reports the
+# last attempt.)
 # On a node: a task of the service (its process carries MESH_TASK_NAME: the service id's first 12
 # characters and the slot today, or a name-prefixed one), DNS tasks.SVC from inside
 # its namespace, then the probe from there against every address.
 eastwest="pid=''; for p in \$(pgrep -f 'workload.js http --port 80'); do tr '\\0' '\\n' </proc/\$p/environ 2>/dev/null | grep -Eq '^MESH_TASK_NAME=(${svc_id:0:12}[a-z0-9]*|$SVC)\\.' && { pid=\$p; break; }; done
 [ -n \"\$pid\" ] || { echo \"no task of $SVC on this node (workloads: \$(pgrep -af 'workload.js' | cut -c1-120 | tr '\\n' ';'))\"; exit 3; }
-ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | grep -E '^[0-9]+(\\.[0-9]+){3}\$' | sort | tr '\\n' ' ')
+for w in \$(seq 1 45); do ips=\$(nsenter --net=/proc/\$pid/ns/net -- dig +short +time=3 tasks.$SVC @127.0.0.11 | grep -E '^[0-9]+(\\.[0-9]+){3}\$' | sort | tr '\\n' ' '); [ \$(echo \$ips | wc -w) -ge $REPLICAS ] && break; sleep 2; done
 [ -n \"\$ips\" ] || { echo 'DNS gave no address for tasks.$SVC'; exit 4; }
 nsenter --net=/proc/\$pid/ns/net -- node \$(dirname \$(readlink -f \$(command -v meshd)))/../dist/test/probe/cli.js --proto http --port 80 -n 2 --timeout 5000 --min-replicas 1 --wait 90 --format json \$ips"
 if [ $rc = 0 ]; then

@@ -9,6 +9,7 @@
 // nftables table, `msh_publish`, rewritten atomically when the set of published ports changes.
 import { spawnSync } from 'node:child_process';
 import { LbReconciler, type BackendKind, type LbInput, type VipService, type IngressPort } from '../../dataplane/lb/index.js';
+import { netnsExists } from '../../dataplane/netlink/index.js';
 import type { EndpointRecord } from './endpoints.js';
 import type { PortConfig } from '../store/objects.js';
 
@@ -95,6 +96,13 @@ export class RoutingMesh {
     return input;
   }
 
+  /** The input without the namespaces that do not exist now. */
+  static present(input: LbInput, exists: (netns: string) => boolean = netnsExists): LbInput {
+    const out: LbInput = { networks: input.networks.filter((n) => exists(n.netns)) };
+    if (input.ingress && exists(input.ingress.netns)) out.ingress = input.ingress;
+    return out;
+  }
+
   /** The node's own DNAT: published ingress ports to the ingress sandbox, host ports to local tasks. */
   static rules(m: MeshInput): string {
     const lines: string[] = [];
@@ -117,11 +125,15 @@ export class RoutingMesh {
    * Resolves false when something failed (the caller retries: nothing else may call again soon).
    */
   sync(m: MeshInput): Promise<boolean> {
-    const input = RoutingMesh.input(m);
+    const wanted = RoutingMesh.input(m);
     const rules = RoutingMesh.rules(m);
-    const key = JSON.stringify(input);
     const run = this.chain.then(async (): Promise<boolean> => {
       let ok = true;
+      // Syncs queue behind each other: by the time this one runs, a pass may have removed a sandbox
+      // (its last task left) or not made it yet (its overlay step failed and is retried). Neither is
+      // the routing mesh's error; the pass that makes the sandbox brings another sync.
+      const input = RoutingMesh.present(wanted);
+      const key = JSON.stringify(input);
       if (rules !== this.lastRules) {
         // delete-and-recreate in one transaction: atomic for packets
         const exists = spawnSync('nft', ['list', 'table', 'ip', PUBLISH_TABLE], { encoding: 'utf8' }).status === 0;
