@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): builds, then runs every tier with tap and prints one
 // closing line "N passed, N failed, N skipped". Tiers: unit (pure), kernel (real netlink objects in
-// throwaway namespaces), lab (several meshd in namespaces), vm (qemu guests with Debian's stock kernel:
+// throwaway namespaces), docker (the docker task runtime against a real dockerd), lab (several meshd in namespaces), vm (qemu guests with Debian's stock kernel:
 // every dist/test/vm/**/*.test.js; test/vm/microvm.sh for IPVS, test/vm/cluster for a 3-VM cluster
 // provisioned by the Vagrant scripts). Usage: node test/run.js [tier...]
 import { spawnSync } from 'node:child_process';
@@ -10,12 +10,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ALL = ['unit', 'kernel', 'lab', 'vm'];
+const ALL = ['unit', 'kernel', 'docker', 'lab', 'vm'];
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 for (const t of tiers) if (!ALL.includes(t)) { console.error(`unknown tier "${t}" (tiers: ${ALL.join(', ')})`); process.exit(2); }
 
 // Per-tier limits: tap kills a test file that runs longer than this (seconds).
-const settings = { unit: { jobs: 2, timeout: 300 }, kernel: { jobs: 2, timeout: 120 }, lab: { jobs: 1, timeout: 600 }, vm: { jobs: 1, timeout: 900 } };
+const settings = { unit: { jobs: 2, timeout: 300 }, kernel: { jobs: 2, timeout: 120 }, docker: { jobs: 1, timeout: 300 }, lab: { jobs: 1, timeout: 600 }, vm: { jobs: 1, timeout: 900 } };
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: opts.capture ? ['ignore', 'pipe', 'inherit'] : 'inherit', encoding: 'utf8', env: { ...process.env, ...opts.env } });

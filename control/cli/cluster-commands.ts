@@ -1,7 +1,7 @@
 // `meshctl swarm ...` and `meshctl node ...`: thin clients of the daemon API.
 import { Command, Option } from 'commander';
 import { call, parseHost, type Target } from '../api/client.js';
-import type { NodeView } from '../daemon/routes.js';
+import type { NodeInfo, NodeView } from '../daemon/routes.js';
 import type { ClusterSpec } from '../store/objects.js';
 import { formatOption, printJson, table, type Format } from './output.js';
 import { formatDuration, parseDuration } from './service-flags.js';
@@ -260,16 +260,6 @@ function readLine(): Promise<string> {
   });
 }
 
-/** What GET /v1/info returns: this node as it sees itself. */
-export interface NodeInfo {
-  nodeId: string;
-  hostname: string;
-  locked: boolean;
-  certificate: { role: string; serial: string; notBefore: string; notAfter: string } | null;
-  cluster: { id: string; role: string; advertiseAddr: string; managers: Record<string, string>; heartbeatPeriodMs: number } | null;
-  raft: { leader: string | null; role: string; term: number; commit: number; applied: number } | null;
-}
-
 /** `meshctl info`: this node's view of itself and its cluster (docker info's Swarm section). */
 export function infoCommand(target: TargetFn): Command {
   return new Command('info')
@@ -289,9 +279,9 @@ export function infoCommand(target: TargetFn): Command {
         rows.push(['managers', Object.values(c.managers).sort().join(', ') || '-']);
         rows.push(['dispatcher heartbeat', formatDuration(c.heartbeatPeriodMs)]);
       }
-      if (i.raft) rows.push(['raft', `${i.raft.role}, term ${i.raft.term}, commit ${i.raft.commit}, leader ${i.raft.leader ?? 'none'}`]);
+      if (i.raft) rows.push(['raft', `${i.raft.role}, term ${i.raft.term}, commit ${i.raft.commit}, leader ${i.raft.leader || 'none'}`]);
       if (i.certificate) rows.push(['certificate', `${i.certificate.role}, valid until ${i.certificate.notAfter}`]);
-      console.log(table(['', ''], rows).split('\n').slice(1).join('\n'));
+      console.log(table(['FIELD', 'VALUE'], rows));
     });
 }
 

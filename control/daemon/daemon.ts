@@ -710,14 +710,14 @@ export class Daemon {
 
   // ---- node liveness ------------------------------------------------------------------------------
 
-  // The agent's session with the dispatcher: a long poll (held by the leader until this node's
-  // assignments change, or one heartbeat period) that is also the heartbeat. Reports go out at once
-  // in their own short call.
   /** The cluster's period: from the store on a manager, from the last session reply on a worker. */
   heartbeatPeriod(): number {
     return this.manager?.store.list('cluster')[0]?.spec.heartbeatPeriodMs ?? this.heartbeatPeriodMs ?? 1000;
   }
 
+  // The agent's session with the dispatcher: a long poll (held by the leader until this node's
+  // assignments change, or one heartbeat period) that is also the heartbeat. Reports go out at once
+  // in their own short call.
   private startHeartbeats(): void {
     if (this.heartbeatTimer) return;
     const beat = async (): Promise<void> => {

@@ -14,6 +14,7 @@ import { debugDataplane } from './debug-dataplane.js';
 import type { NodeObject, Stored } from '../store/objects.js';
 import { DEFAULT_CERT_EXPIRY_MS, MIN_CERT_EXPIRY_MS, ROOT_VALIDITY_MS } from '../ca/pki.js';
 import { registerSecurityRoutes } from './security-routes.js';
+import type { TransportStats } from '../transport/raft-peers.js';
 
 const addr = z.string().min(1).max(300);
 
@@ -34,6 +35,27 @@ const NodeUpdateBody = z
   })
   .strict();
 const NodeRmBody = z.object({ force: z.boolean().optional() }).strict();
+
+/** GET /v1/info: this node as it sees itself (any node; raft only on managers). */
+export interface NodeInfo {
+  nodeId: string;
+  hostname: string;
+  locked: boolean;
+  certificate: { role: string; serial: string; notBefore: string; notAfter: string } | null;
+  /** heartbeatPeriodMs: the period this node beats at (a worker learns it from its session replies) */
+  cluster: { id: string; role: string; advertiseAddr: string; managers: Record<string, string>; heartbeatPeriodMs: number } | null;
+  raft: {
+    leader: string;
+    role: string;
+    term: number;
+    commit: number;
+    applied: number;
+    voters: string[];
+    learners: string[];
+    reachable: Record<string, boolean>;
+    stats: TransportStats & { fsyncs: number };
+  } | null;
+}
 
 export interface NodeView {
   id: string;
@@ -90,7 +112,7 @@ export function registerRoutes(d: Daemon): void {
   registerNetworkRoutes(d);
   registerAttachmentRoutes(d);
 
-  r.on('GET', '/v1/info', async () => {
+  r.on('GET', '/v1/info', async (): Promise<NodeInfo> => {
     const c = d.identity.cluster;
     const st = d.manager?.status();
     return {

@@ -60,7 +60,7 @@ export class RoutingMesh {
   /** when the kernel was last re-read to repair drift (the networking's resync pass brings a sync every 30 s) */
   private rereadAt = Date.now();
   /** the wait after rereadAt: grows with what a re-read costs (rereadIntervalMs) */
-  rereadEveryMs = REREAD_MS;
+  private rereadEveryMs = REREAD_MS;
   lastError: string | undefined;
   /** for `meshctl debug dataplane`: what was last programmed */
   last: LbInput | undefined;

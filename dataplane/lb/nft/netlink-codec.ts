@@ -246,7 +246,7 @@ export function changeMessages(changes: readonly LbChange[], wasDrained: (key: s
       }
       case 'add-frontend': {
         const id = ++setId;
-                // The new map's elements name it by transaction id alone: the kernel then finds it at the
+        // The new map's elements name it by transaction id alone: the kernel then finds it at the
         // end of the transaction's list of new sets instead of walking every set of the table by
         // name (a third of a 10,000-frontend sync). The rule's lookup must name it (and walks).
         out.push(addChain(chain), backendMapMessage(f, id), ...backendElementMessages(f, id), dnatRuleMessage(f, id));

@@ -10,7 +10,6 @@ import { checkToken, newToken, parseToken } from '../../../control/daemon/tokens
 import { cipherReady } from '../../../control/ca/seal.js';
 import { newNodeSecrets, newUnlockKey, readKeyFile, unlockNodeSecrets, writeNodeSecrets, LockedError } from '../../../control/ca/node-keys.js';
 
-
 await cipherReady();
 
 t.test('a node certificate: CN = node ID, OU = role, O = cluster; signed by the root; for the CSR key', async (t) => {

@@ -41,7 +41,7 @@ mount -t bpf bpf /newroot/sys/fs/bpf 2>/dev/null
 mount -t tmpfs -o mode=0755 run /newroot/run
 mkdir -p /newroot/run/mvc /newroot/run/lock /newroot/run/netns
 mount --bind /mvc /newroot/run/mvc
-# Kernel modules: the cache's tree, at the path the kernel release expects, inside the chroot.
+# Kernel modules: the cache's tree, at the path the kernel release expects, inside the new root (systemd's modprobe finds them there).
 mkdir -p "/newroot/lib/modules/$MVC_KVER"
 mount --bind "/lower$MVC_MODDIR" "/newroot/lib/modules/$MVC_KVER" || say "cannot bind the module tree"
 # Underlay: lo first (a namespace without lo up has no local table), then eth0.

@@ -8,7 +8,7 @@
 # The guests run the host's systemd as PID 1 (test/vm/cluster/init.sh), so the provisioning scripts
 # install and start the meshd unit with systemctl, exactly as on a Vagrant box.
 # Written from the facts proven by ../shared/kernel-lab (PVH boot, qboot, no option ROM, 9p
-# multidevs=remap, modprobe through the chroot), so that a fresh clone has it.
+# multidevs=remap), so that a fresh clone has it.
 #
 #   vmcluster.sh setup                     apt installs, kernel download (~70 MB), initramfs; idempotent
 #   vmcluster.sh check                     exit 0 when VMs can run here, else say why
